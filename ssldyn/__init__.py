@@ -1,0 +1,61 @@
+"""ssldyn: analytic learning dynamics of self-supervised learning, in JAX.
+
+Data flows one way: views → statistics → flow → solve → compare → experiments → CLI.
+Public names are re-exported here explicitly; modules with a leading underscore are private.
+"""
+
+from ._closed_form import (
+    GrassmannSolution as GrassmannSolution,
+    NaiveSolution as NaiveSolution,
+    PowerFlowSolution as PowerFlowSolution,
+)
+from ._flows import (
+    AbstractFlow as AbstractFlow,
+    GradientFlow as GradientFlow,
+    OutputFlow as OutputFlow,
+    QuadraticFlow as QuadraticFlow,
+    grassmann_flow as grassmann_flow,
+    naive_flow as naive_flow,
+    ntk_flow as ntk_flow,
+    output_flow as output_flow,
+    sample_initial_outputs as sample_initial_outputs,
+    sphere_flow as sphere_flow,
+)
+from ._losses import (
+    barlow_twins_loss as barlow_twins_loss,
+    contrastive_loss as contrastive_loss,
+    info_nce_loss as info_nce_loss,
+    noncontrastive_loss as noncontrastive_loss,
+    output_loss as output_loss,
+    quadratic_loss as quadratic_loss,
+    spectral_contrastive_loss as spectral_contrastive_loss,
+    squared_contrastive_loss as squared_contrastive_loss,
+    squared_noncontrastive_loss as squared_noncontrastive_loss,
+)
+from ._manifolds import (
+    AbstractManifold as AbstractManifold,
+    Euclidean as Euclidean,
+    Grassmann as Grassmann,
+    Sphere as Sphere,
+    Stiefel as Stiefel,
+    polar as polar,
+    qf as qf,
+    stiefel_init as stiefel_init,
+)
+from ._solve import (
+    SolveError as SolveError,
+    Trajectory as Trajectory,
+    simulate_gd as simulate_gd,
+    solve as solve,
+)
+from ._stats import (
+    ViewStats as ViewStats,
+    hidden_gram as hidden_gram,
+    pair_matrix as pair_matrix,
+    population_view_stats as population_view_stats,
+    stack_views as stack_views,
+    sym as sym,
+    view_stats as view_stats,
+)
+
+__version__ = "0.1.0"

@@ -1,0 +1,158 @@
+r"""Manifolds for gradient flows: tangent projections, retractions and random points.
+
+Weights are in column layout `W ∈ R^{d×k}`. For a loss `L` with Euclidean gradient `G = ∇L(W)` each
+manifold returns the Riemannian gradient (embedded metric); the flow is `dW/dt = −grad L`.
+
+| manifold | constraint | `grad L` |
+|---|---|---|
+| `Euclidean` | none | `G` |
+| `Sphere` | `‖W‖_F = 1` | `G − ⟨G, W⟩ W` |
+| `Stiefel` | `WᵀW = I_k` | `G − W sym(WᵀG)` |
+| `Grassmann` | `WᵀW = I_k`, horizontal | `(I − WWᵀ) G` |
+
+For a loss invariant under `W ↦ WQ` (`Q ∈ O(k)`), `WᵀG` is symmetric and the Stiefel and Grassmann
+gradients coincide; e.g. `−tr(WᵀSW)` gives the Oja flow `dW/dt = 2(I − WWᵀ)SW`.
+
+References: Edelman, Arias & Smith, SIAM J. Matrix Anal. Appl. 20(2), 1998; Absil, Mahony &
+Sepulchre, *Optimization Algorithms on Matrix Manifolds*, 2008.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from ._stats import sym
+from ._validation import as_array, check_orthonormal_columns, is_concrete
+
+
+def qf(A: jax.Array) -> jax.Array:
+    """Q factor of a thin QR decomposition with a positive diagonal of R (unique for full rank)."""
+    Q, R = jnp.linalg.qr(A)
+    signs = jnp.sign(jnp.diagonal(R, axis1=-2, axis2=-1))
+    signs = jnp.where(signs == 0, 1.0, signs).astype(Q.dtype)
+    return Q * signs[..., None, :]
+
+
+def polar(A: jax.Array) -> jax.Array:
+    """Orthogonal polar factor `A (AᵀA)^{-1/2}` via the SVD."""
+    U, _, Vt = jnp.linalg.svd(A, full_matrices=False)
+    return U @ Vt
+
+
+class AbstractManifold(eqx.Module):
+    """A constraint set for weights `W` (d, k): tangent projection, retraction, random points."""
+
+    @abc.abstractmethod
+    def project(self, W: jax.Array, G: jax.Array) -> jax.Array:
+        """Riemannian gradient at `W` of a loss with Euclidean gradient `G`."""
+
+    @abc.abstractmethod
+    def retract(self, W: jax.Array, V: jax.Array) -> jax.Array:
+        """Map the tangent step `V` at `W` back onto the manifold."""
+
+    def check(self, W, name: str = "W0") -> jax.Array:
+        """Validate a point (raises with the argument's name); returns it as an array."""
+        return as_array(W, name, ndim=2)
+
+    def random_point(self, key: jax.Array, d: int, k: int, dtype=None) -> jax.Array:
+        """A random point; Gaussian entries `N(0, 1/d)` unless the manifold overrides it."""
+        return jax.random.normal(key, (d, k), dtype=dtype or jnp.result_type(float)) / jnp.sqrt(d)
+
+
+class Euclidean(AbstractManifold):
+    """No constraint: `grad L = ∇L`; the retraction is `W + V`."""
+
+    def project(self, W, G):
+        return G
+
+    def retract(self, W, V):
+        return W + V
+
+
+class Sphere(AbstractManifold):
+    """Unit Frobenius sphere `‖W‖_F = 1`; retraction by normalisation."""
+
+    def project(self, W, G):
+        return G - jnp.sum(G * W) * W
+
+    def retract(self, W, V):
+        Y = W + V
+        return Y / jnp.linalg.norm(Y)
+
+    def check(self, W, name: str = "W0"):
+        W = as_array(W, name, ndim=2)
+        if is_concrete(W):
+            norm = float(jnp.linalg.norm(W))
+            tol = 1e-10 if W.dtype == jnp.float64 else 1e-5
+            if abs(norm - 1.0) > tol:
+                raise ValueError(f"`{name}` must have unit Frobenius norm for a sphere flow, got {norm:.6g}.")
+        return W
+
+    def random_point(self, key, d, k, dtype=None):
+        W = jax.random.normal(key, (d, k), dtype=dtype or jnp.result_type(float))
+        return W / jnp.linalg.norm(W)
+
+
+class Stiefel(AbstractManifold):
+    """Stiefel manifold `St(d, k) = {W : WᵀW = I_k}` with the embedded metric.
+
+    **Fields:** `retraction`: `"qr"` (default, `qf(W + V)`) or `"polar"`.
+    """
+
+    retraction: str = eqx.field(static=True, default="qr")
+
+    def __check_init__(self):
+        if self.retraction not in ("qr", "polar"):
+            raise ValueError(f"`retraction` must be 'qr' or 'polar', got {self.retraction!r}.")
+
+    def project(self, W, G):
+        return G - W @ sym(W.T @ G)
+
+    def retract(self, W, V):
+        return qf(W + V) if self.retraction == "qr" else polar(W + V)
+
+    def check(self, W, name: str = "W0"):
+        W = as_array(W, name, ndim=2)
+        check_orthonormal_columns(W, name)
+        return W
+
+    def random_point(self, key, d, k, dtype=None):
+        return stiefel_init(key, d, k, dtype=dtype)
+
+
+class Grassmann(Stiefel):
+    """Grassmannian `Gr(d, k)` represented by orthonormal bases, horizontal gradient `(I − WWᵀ)G`."""
+
+    def project(self, W, G):
+        return G - W @ (W.T @ G)
+
+
+def stiefel_init(key: jax.Array, d: int, k: int, *, dtype=None) -> jax.Array:
+    """A Haar-distributed point of `St(d, k)`: `qf` of a Gaussian (d, k) matrix.
+
+    **Arguments:** `key`; `d` rows; `k` columns with `1 ≤ k ≤ d`; optional `dtype`.
+
+    **Returns:** `W` (d, k) with `WᵀW = I_k`.
+    """
+    from ._validation import check_rank_k
+
+    if isinstance(d, bool) or not isinstance(d, int) or d < 1:
+        raise ValueError(f"`d` must be a positive int, got {d!r}.")
+    check_rank_k(k, d)
+    return qf(jax.random.normal(key, (d, k), dtype=dtype or jnp.result_type(float)))
+
+
+MANIFOLDS = {"euclidean": Euclidean, "sphere": Sphere, "stiefel": Stiefel, "grassmann": Grassmann}
+
+
+def get_manifold(manifold) -> AbstractManifold:
+    """A manifold instance from an instance or one of the names in `MANIFOLDS`."""
+    if isinstance(manifold, AbstractManifold):
+        return manifold
+    if isinstance(manifold, str) and manifold.lower() in MANIFOLDS:
+        return MANIFOLDS[manifold.lower()]()
+    raise ValueError(f"`manifold` must be one of {tuple(MANIFOLDS)} or an AbstractManifold, got {manifold!r}.")

@@ -1,0 +1,241 @@
+r"""One entry point over diffrax: `solve(flow, y0, t0, t1, ...) -> Trajectory`.
+
+Time is effective time `t = learning_rate × steps` (theory README §5). Numeric inputs (`t0`, `t1`,
+save times, tolerances and the flow's hyperparameters) are passed as arrays, so one compilation
+serves every value; only shapes, dtypes, the solver and static options trigger a new compilation.
+
+Failures are loud: the trajectory carries a `status` (0 success, 1 `max_steps` reached, 2 non-finite
+state, 3 another solver failure) and, with `throw=True` (default), a failed solve raises — also
+inside `jit` and `vmap`, through `equinox`'s runtime errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._flows import AbstractFlow
+from ._validation import as_array, check_positive, is_concrete
+
+STATUS_MESSAGES = (
+    "success",
+    "max_steps was reached before t1: increase `max_steps`, loosen the tolerances, or shorten the horizon "
+    "(a diverging, non-finite state also ends this way)",
+    "the state became non-finite (NaN/Inf): the flow diverged; check its hyperparameters (e.g. an "
+    "unconstrained flow with a large horizon overflows) or use a constrained flow",
+    "the solver failed (step size collapsed or another diffrax error): the problem may be stiff; try "
+    "an implicit solver or other tolerances",
+)
+
+
+class SolveError(RuntimeError):
+    """A solve that did not reach `t1` with a finite state."""
+
+
+class Trajectory(eqx.Module):
+    """The result of `solve`.
+
+    **Fields:**
+    - `ts`: save times, shape (n_save,) (a leading batch axis is added by `vmap`).
+    - `ys`: states at `ts`, a pytree with leading axis n_save, in the flow's external coordinates.
+    - `stats`: solver statistics (`num_steps`, `num_accepted_steps`, `num_rejected_steps`).
+    - `status`: int array, 0 for success (see `STATUS_MESSAGES`).
+    """
+
+    ts: jax.Array
+    ys: Any
+    stats: dict
+    status: jax.Array
+
+    @property
+    def ok(self) -> bool:
+        return bool(np.all(np.asarray(self.status) == 0))
+
+    @property
+    def final(self):
+        """The state at the last save time (batch axes added by `vmap` are kept)."""
+        index = (slice(None),) * (jnp.ndim(self.ts) - 1) + (-1,)
+        return jax.tree_util.tree_map(lambda y: y[index], self.ys)
+
+    def message(self) -> str:
+        codes = np.unique(np.asarray(self.status))
+        return "; ".join(f"status {c}: {STATUS_MESSAGES[int(c)]}" for c in codes)
+
+    def check(self) -> Trajectory:
+        """Raise `SolveError` if any solve in this trajectory failed; return self otherwise."""
+        if not self.ok:
+            raise SolveError(self.message())
+        return self
+
+
+def _status(result, ys) -> jax.Array:
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(y)) for y in jax.tree_util.tree_leaves(ys)]))
+    success = result == diffrax.RESULTS.successful
+    max_steps = result == diffrax.RESULTS.max_steps_reached
+    code = jnp.where(success, jnp.where(finite, 0, 2), jnp.where(max_steps, 1, 3))
+    return code.astype(jnp.int32)
+
+
+@eqx.filter_jit
+def _solve_jit(flow, y0, t0, t1, ts, rtol, atol, dt0, solver, max_steps, throw, adjoint):
+    term = diffrax.ODETerm(lambda t, y, args: args.vector_field(t, y))
+    controller = diffrax.PIDController(rtol=rtol, atol=atol)
+    sol = diffrax.diffeqsolve(
+        term,
+        solver,
+        t0,
+        t1,
+        dt0,
+        flow.to_internal(y0),
+        args=flow,
+        saveat=diffrax.SaveAt(ts=ts),
+        stepsize_controller=controller,
+        max_steps=max_steps,
+        adjoint=adjoint,
+        throw=False,
+    )
+    ys = jax.vmap(flow.from_internal)(sol.ys)
+    status = _status(sol.result, ys)
+    if throw:
+        ys = eqx.error_if(ys, status == 1, STATUS_MESSAGES[1])
+        ys = eqx.error_if(ys, status == 2, STATUS_MESSAGES[2])
+        ys = eqx.error_if(ys, status == 3, STATUS_MESSAGES[3])
+    stats = {k: sol.stats[k] for k in ("num_steps", "num_accepted_steps", "num_rejected_steps")}
+    return Trajectory(ts=sol.ts, ys=ys, stats=stats, status=status)
+
+
+def _save_times(t0, t1, ts):
+    if ts is None:
+        ts = 2
+    if isinstance(ts, (int, np.integer)) and not isinstance(ts, bool):
+        if ts < 1:
+            raise ValueError(f"`ts` as a number of save times must be >= 1, got {ts}.")
+        return t1[None] if ts == 1 else jnp.linspace(t0, t1, int(ts))
+    ts = as_array(ts, "ts", ndim=1)
+    if is_concrete(ts) and is_concrete(t0) and is_concrete(t1):
+        tsn, a, b = np.asarray(ts), float(t0), float(t1)
+        if tsn.size == 0:
+            raise ValueError("`ts` must contain at least one save time.")
+        if np.any(np.diff(tsn) < 0):
+            raise ValueError("`ts` must be non-decreasing.")
+        if tsn[0] < a - 1e-12 * max(1.0, abs(a)) or tsn[-1] > b + 1e-12 * max(1.0, abs(b)):
+            raise ValueError(f"`ts` must lie in [t0, t1] = [{a}, {b}], got [{tsn[0]}, {tsn[-1]}].")
+    return ts
+
+
+def solve(
+    flow: AbstractFlow,
+    y0,
+    t0=0.0,
+    t1=1.0,
+    *,
+    ts=None,
+    rtol=1e-7,
+    atol=1e-9,
+    dt0=None,
+    solver: diffrax.AbstractSolver | None = None,
+    max_steps: int = 100_000,
+    throw: bool = True,
+    adjoint: diffrax.AbstractAdjoint | None = None,
+) -> Trajectory:
+    r"""Integrate a flow `dy/dt = flow.vector_field(t, y)` from `t0` to `t1` with diffrax.
+
+    **Arguments:**
+    - `flow`: any `AbstractFlow` (`QuadraticFlow`, `GradientFlow`, `OutputFlow`, ...).
+    - `y0`: the initial state (validated by `flow.check_initial`: e.g. `W0ᵀW0 = I` for constrained flows).
+    - `t0`, `t1`: start and end of the time interval (effective time `lr × steps`), `t1 ≥ t0`.
+    - `ts`: save times in [t0, t1] (array), or an int number of evenly spaced times (default 2:
+      `t0` and `t1`).
+    - `rtol`, `atol`: tolerances of the PID step-size controller (positive).
+    - `dt0`: initial step; None lets diffrax choose.
+    - `solver`: a diffrax solver, default `diffrax.Tsit5()`.
+    - `max_steps`: maximum number of solver steps.
+    - `throw`: raise on failure (default). With `False` the failure is only reported in `status`.
+    - `adjoint`: a diffrax adjoint for differentiating through the solve (default: recursive
+      checkpointing).
+
+    **Returns:** a `Trajectory` with `ts`, `ys` (external coordinates), `stats` and `status`.
+
+    Works under `jax.jit` and `jax.vmap` (over `y0`, hyperparameters inside `flow`, or times).
+    """
+    if not isinstance(flow, AbstractFlow):
+        raise TypeError(f"`flow` must be an ssldyn flow (AbstractFlow), got {type(flow).__name__}.")
+    y0 = flow.check_initial(y0)
+    dtype = jax.tree_util.tree_leaves(y0)[0].dtype
+    t0 = as_array(t0, "t0", ndim=0, dtype=dtype)
+    t1 = as_array(t1, "t1", ndim=0, dtype=dtype)
+    if is_concrete(t0) and is_concrete(t1) and float(t1) < float(t0):
+        raise ValueError(f"`t1` must be >= `t0`, got t0 = {float(t0)} and t1 = {float(t1)}.")
+    ts = _save_times(t0, t1, ts).astype(dtype)
+    check_positive(rtol, "rtol")
+    check_positive(atol, "atol")
+    if dt0 is not None:
+        check_positive(dt0, "dt0")
+        dt0 = jnp.asarray(dt0, dtype=dtype)
+    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
+        raise ValueError(f"`max_steps` must be a positive int, got {max_steps!r}.")
+    solver = diffrax.Tsit5() if solver is None else solver
+    adjoint = diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
+    # Outside any trace we check the status in Python and raise a plain SolveError; inside jit/vmap
+    # the check is compiled in as an equinox runtime error.
+    traced = not all(is_concrete(x) for x in jax.tree_util.tree_leaves((flow, y0, t0, t1, ts)))
+    traj = _solve_jit(
+        flow, y0, t0, t1, ts, jnp.asarray(rtol, dtype), jnp.asarray(atol, dtype), dt0, solver,
+        int(max_steps), bool(throw and traced), adjoint,
+    )
+    if throw and not traced and not traj.ok:
+        steps = int(np.max(np.asarray(traj.stats["num_steps"])))
+        raise SolveError(f"solve failed after {steps} steps: {traj.message()}")
+    return traj
+
+
+def simulate_gd(flow: AbstractFlow, y0, lr, n_steps: int, *, save_every: int | None = None):
+    r"""Gradient descent (Riemannian, with the flow's retraction) simulated step by step:
+
+        y ← retract_y( lr · vector_field(y) ),
+
+    i.e. plain GD on the Euclidean manifold and retraction GD (QR by default) on the Stiefel and
+    Grassmann manifolds. After N steps it tracks the flow at `t = lr·N` with an O(lr) error. For
+    output-space flows (no manifold) it is the explicit Euler method.
+
+    **Arguments:** `flow`; `y0`; `lr` > 0; `n_steps` ≥ 0; `save_every`: also return every
+    `save_every`-th iterate (None: only the last).
+
+    **Returns:** the final state, or `(final, saved)` with `saved` stacked along a leading axis
+    (iterates `save_every, 2·save_every, …`).
+    """
+    y0 = flow.check_initial(y0)
+    check_positive(lr, "lr")
+    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 0:
+        raise ValueError(f"`n_steps` must be a non-negative int, got {n_steps!r}.")
+    return _simulate_gd_jit(flow, y0, jnp.asarray(lr), int(n_steps), save_every)
+
+
+@eqx.filter_jit
+def _simulate_gd_jit(flow, y0, lr, n_steps, save_every):
+    manifold = flow.manifold
+
+    def step(y, _):
+        v = flow.vector_field(None, y)
+        if manifold is None:
+            y = jax.tree_util.tree_map(lambda a, b: a + lr * b, y, v)
+        else:
+            y = manifold.retract(y, lr * v)
+        return y, None
+
+    if save_every is None:
+        y, _ = jax.lax.scan(step, y0, None, length=n_steps)
+        return y
+
+    def block(y, _):
+        y, _ = jax.lax.scan(step, y, None, length=save_every)
+        return y, y
+
+    y, saved = jax.lax.scan(block, y0, None, length=n_steps // save_every)
+    y, _ = jax.lax.scan(step, y, None, length=n_steps % save_every)
+    return y, saved

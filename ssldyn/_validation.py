@@ -1,0 +1,126 @@
+"""Input validation shared by every public function.
+
+Public functions validate at the boundary and raise `ValueError`/`TypeError` naming the argument and
+what was expected; internals trust their inputs. Checks that need concrete values (finiteness,
+symmetry, orthonormality) are skipped when the argument is a tracer, so every public function stays
+usable under `jax.jit` and `jax.vmap`; validate before tracing if you need the check there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def is_concrete(x) -> bool:
+    """True when `x` holds concrete values (not a tracer inside jit/vmap/grad)."""
+    return not isinstance(x, jax.core.Tracer)
+
+
+def as_array(x, name: str, *, ndim: int | Sequence[int] | None = None, finite: bool = True,
+             dtype=None) -> jax.Array:
+    """Convert `x` to a floating JAX array and check its rank and finiteness.
+
+    **Arguments:**
+    - `x`: array-like.
+    - `name`: the argument's name, used in error messages.
+    - `ndim`: allowed number(s) of dimensions, or None for any.
+    - `finite`: whether NaN/Inf are rejected (checked only on concrete values).
+    - `dtype`: optional dtype; default keeps a floating dtype or promotes to the default float.
+    """
+    if isinstance(x, (str, bytes)) or x is None:
+        raise TypeError(f"`{name}` must be an array of numbers, got {type(x).__name__}.")
+    try:
+        arr = jnp.asarray(x) if dtype is None else jnp.asarray(x, dtype=dtype)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"`{name}` must be an array of numbers, got {type(x).__name__}.") from err
+    if not (jnp.issubdtype(arr.dtype, jnp.floating) or jnp.issubdtype(arr.dtype, jnp.complexfloating)):
+        if jnp.issubdtype(arr.dtype, jnp.number) or arr.dtype == jnp.bool_:
+            arr = arr.astype(jnp.result_type(float))
+        else:
+            raise TypeError(f"`{name}` must be numeric, got dtype {arr.dtype}.")
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if arr.ndim not in allowed:
+            want = " or ".join(str(a) for a in allowed)
+            raise ValueError(f"`{name}` must have {want} dimension(s), got shape {tuple(arr.shape)}.")
+    if finite and is_concrete(arr) and not bool(jnp.all(jnp.isfinite(arr))):
+        raise ValueError(f"`{name}` contains NaN or Inf values.")
+    return arr
+
+
+def check_square(a: jax.Array, name: str) -> None:
+    if a.ndim != 2 or a.shape[0] != a.shape[1]:
+        raise ValueError(f"`{name}` must be a square matrix, got shape {tuple(a.shape)}.")
+
+
+def check_symmetric(a: jax.Array, name: str, *, rtol: float = 1e-6) -> None:
+    """Raise if a concrete matrix is not symmetric to relative tolerance `rtol`."""
+    check_square(a, name)
+    if is_concrete(a):
+        scale = float(jnp.max(jnp.abs(a))) if a.size else 0.0
+        asym = float(jnp.max(jnp.abs(a - a.T))) if a.size else 0.0
+        if asym > rtol * max(scale, 1e-30):
+            raise ValueError(
+                f"`{name}` must be symmetric: max |A - A^T| = {asym:.3g} exceeds {rtol:g} x max |A| "
+                f"= {rtol * scale:.3g}. Symmetrise it with (A + A.T) / 2 if that is what you mean."
+            )
+
+
+def check_orthonormal_columns(w: jax.Array, name: str, *, atol: float | None = None) -> None:
+    """Raise if a concrete matrix `w` (d, k) does not satisfy W^T W = I_k."""
+    if w.ndim != 2:
+        raise ValueError(f"`{name}` must be a (d, k) matrix, got shape {tuple(w.shape)}.")
+    d, k = w.shape
+    if k > d:
+        raise ValueError(f"`{name}` must have at most as many columns as rows (k <= d), got shape {(d, k)}.")
+    if is_concrete(w):
+        if atol is None:
+            atol = 1e-10 if w.dtype == jnp.float64 else 1e-5
+        err = float(jnp.max(jnp.abs(w.T @ w - jnp.eye(k, dtype=w.dtype))))
+        if err > atol:
+            raise ValueError(
+                f"`{name}` must have orthonormal columns (W^T W = I) for a constrained flow: "
+                f"max |W^T W - I| = {err:.3g} > {atol:g}. Use `ssldyn.stiefel_init` or orthonormalise with QR."
+            )
+
+
+def check_rank_k(k, d: int, name: str = "k") -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise TypeError(f"`{name}` must be an int, got {type(k).__name__}.")
+    if not 1 <= int(k) <= d:
+        raise ValueError(f"`{name}` must be in [1, {d}] (the dimension), got {k}.")
+    return int(k)
+
+
+def check_positive(value, name: str, *, allow_zero: bool = False) -> None:
+    """Raise unless a concrete scalar is positive (or non-negative with `allow_zero`)."""
+    if not is_concrete(value):
+        return
+    v = np.asarray(value)
+    if not np.all(np.isfinite(v)):
+        raise ValueError(f"`{name}` must be finite, got {value}.")
+    bad = np.any(v < 0) if allow_zero else np.any(v <= 0)
+    if bad:
+        want = "non-negative" if allow_zero else "positive"
+        raise ValueError(f"`{name}` must be {want}, got {value}.")
+
+
+def check_same_rows(arrays: dict[str, jax.Array]) -> int:
+    """Raise unless all arrays have the same leading dimension (number of samples); return it."""
+    sizes = {name: a.shape[0] for name, a in arrays.items()}
+    if len(set(sizes.values())) > 1:
+        desc = ", ".join(f"`{n}` has {s}" for n, s in sizes.items())
+        raise ValueError(f"Numbers of samples (rows) must match: {desc}.")
+    return next(iter(sizes.values()))
+
+
+def check_same_cols(arrays: dict[str, jax.Array]) -> int:
+    sizes = {name: a.shape[-1] for name, a in arrays.items()}
+    if len(set(sizes.values())) > 1:
+        desc = ", ".join(f"`{n}` has {s}" for n, s in sizes.items())
+        raise ValueError(f"Numbers of features (columns) must match: {desc}.")
+    return next(iter(sizes.values()))
