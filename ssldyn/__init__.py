@@ -21,6 +21,18 @@ from ._flows import (
     sample_initial_outputs as sample_initial_outputs,
     sphere_flow as sphere_flow,
 )
+from ._kernels import (
+    conjugate_kernel as conjugate_kernel,
+    empirical_ntk as empirical_ntk,
+    erf_kernel as erf_kernel,
+    get_activation as get_activation,
+    hidden_features as hidden_features,
+    infinite_width_kernel as infinite_width_kernel,
+    infinite_width_ntk as infinite_width_ntk,
+    quadrature_kernel as quadrature_kernel,
+    random_features as random_features,
+    relu_kernel as relu_kernel,
+)
 from ._losses import (
     barlow_twins_loss as barlow_twins_loss,
     contrastive_loss as contrastive_loss,
@@ -42,6 +54,30 @@ from ._manifolds import (
     qf as qf,
     stiefel_init as stiefel_init,
 )
+from ._metrics import (
+    ProbeResult as ProbeResult,
+    effective_rank as effective_rank,
+    linear_cka as linear_cka,
+    logistic_probe as logistic_probe,
+    loss_along as loss_along,
+    orthogonality_error as orthogonality_error,
+    principal_angles as principal_angles,
+    probe_accuracy as probe_accuracy,
+    projector as projector,
+    rankme as rankme,
+    ridge_probe as ridge_probe,
+    stable_rank as stable_rank,
+    subspace_distance as subspace_distance,
+    top_eigenspace as top_eigenspace,
+)
+from ._networks import (
+    NetworkSpec as NetworkSpec,
+    TrainResult as TrainResult,
+    init_network as init_network,
+    network_apply as network_apply,
+    network_features as network_features,
+    train_network as train_network,
+)
 from ._solve import (
     SolveError as SolveError,
     Trajectory as Trajectory,
@@ -57,5 +93,7 @@ from ._stats import (
     sym as sym,
     view_stats as view_stats,
 )
+
+from . import data as data
 
 __version__ = "0.1.0"

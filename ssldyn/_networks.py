@@ -1,0 +1,244 @@
+r"""The finite networks that the ODEs describe, trained with optax on the same time axis.
+
+Network (row layout, one sample per row):
+
+    f(x) = Wᵀ c_h φ(V x),     V ∈ R^{h×d},  W ∈ R^{h×k},   representations R = Φ W,  Φ = c_h φ(X Vᵀ).
+
+- `parametrization="standard"`: `V_ij ~ N(0, 1/d)` is the trained parameter.
+- `parametrization="ntk"`: `V = V̂/√d` with `V̂_ij ~ N(0, 1)` trained; same function at
+  initialisation, gradients of the first layer rescaled by `1/d` (Jacot et al. 2018).
+- `hidden_layers=2` inserts a second hidden layer `c_h φ(V₂ ·)`, `V₂ ∈ R^{h×h}`, `N(0, 1/h)`.
+
+Training is full-batch gradient descent on `L(θ) = −tr(Rᵀ B R) + (ω/2)‖θ‖²` over the stacked views
+(`pair_matrix`), for `n_steps` steps at learning rate η; time is **t = η × steps**, as for the ODE.
+
+- `constrained=True`: W on the Stiefel manifold, Riemannian GD with a QR (or polar) retraction,
+  `W ← qf(W − η (G − W sym(WᵀG)))`; its continuous limit is the Oja flow.
+- `constrained=False`: plain GD on W (the naive dynamics, which collapse).
+- `train="last"`: V frozen (random-feature model; the output-space ODE is then exact up to O(η));
+  `train="all"`: V also trained by plain GD (optax `sgd`).
+
+References: Esser, Mukherjee & Ghoshdastidar, TMLR 2024, §4 and §10.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+
+from ._kernels import get_activation
+from ._manifolds import Stiefel, stiefel_init
+from ._validation import as_array, check_positive, check_rank_k
+
+TRAIN_MODES = ("last", "all")
+PARAMETRIZATIONS = ("standard", "ntk")
+
+
+class NetworkSpec(eqx.Module):
+    """Static description of a network: sizes, activation, scale and parametrisation.
+
+    **Fields:** `d` inputs, `h` width, `k` outputs, `activation` (name or callable), `feature_scale`
+    c_h (float, or `"1/sqrt(h)"`), `parametrization` (`"standard"`/`"ntk"`), `hidden_layers` (1 or 2).
+    """
+
+    d: int = eqx.field(static=True)
+    h: int = eqx.field(static=True)
+    k: int = eqx.field(static=True)
+    activation: object = eqx.field(static=True, default="relu")
+    feature_scale: float | str = eqx.field(static=True, default=1.0)
+    parametrization: str = eqx.field(static=True, default="standard")
+    hidden_layers: int = eqx.field(static=True, default=1)
+
+    def __check_init__(self):
+        for name in ("d", "h", "k"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"`{name}` must be a positive int, got {v!r}.")
+        check_rank_k(self.k, self.h, "k")
+        get_activation(self.activation)
+        if self.parametrization not in PARAMETRIZATIONS:
+            raise ValueError(f"`parametrization` must be one of {PARAMETRIZATIONS}, got {self.parametrization!r}.")
+        if self.hidden_layers not in (1, 2):
+            raise ValueError(f"`hidden_layers` must be 1 or 2, got {self.hidden_layers!r}.")
+        if isinstance(self.feature_scale, str):
+            if self.feature_scale != "1/sqrt(h)":
+                raise ValueError(f"`feature_scale` must be a positive float or '1/sqrt(h)', got {self.feature_scale!r}.")
+        else:
+            check_positive(self.feature_scale, "feature_scale")
+
+    @property
+    def c_h(self) -> float:
+        return self.h**-0.5 if self.feature_scale == "1/sqrt(h)" else float(self.feature_scale)
+
+
+def init_network(key: jax.Array, spec: NetworkSpec, *, constrained: bool = True, dtype=jnp.float32) -> dict:
+    """Initial parameters `{"V": (h, d), "W": (h, k)[, "V2": (h, h)]}`.
+
+    `W` is Haar on `St(h, k)` when `constrained`, otherwise Gaussian `N(0, 1/h)` (same scale).
+    The same key always gives the same parameters, so ODE arms can rebuild a network's V and W(0).
+    """
+    kv, kw, k2 = jax.random.split(key, 3)
+    if spec.parametrization == "standard":
+        V = jax.random.normal(kv, (spec.h, spec.d), dtype) / jnp.sqrt(spec.d).astype(dtype)
+    else:
+        V = jax.random.normal(kv, (spec.h, spec.d), dtype)
+    if constrained:
+        W = stiefel_init(kw, spec.h, spec.k, dtype=dtype)
+    else:
+        W = jax.random.normal(kw, (spec.h, spec.k), dtype) / jnp.sqrt(spec.h).astype(dtype)
+    params = {"V": V, "W": W}
+    if spec.hidden_layers == 2:
+        params["V2"] = jax.random.normal(k2, (spec.h, spec.h), dtype) / jnp.sqrt(spec.h).astype(dtype)
+    return params
+
+
+def network_features(spec: NetworkSpec, params: dict, X) -> jax.Array:
+    """Hidden features `Φ = c_h φ(X Vᵀ)` (n, h) of the last hidden layer."""
+    phi = get_activation(spec.activation)
+    V = params["V"] if spec.parametrization == "standard" else params["V"] / jnp.sqrt(spec.d)
+    H = spec.c_h * phi(X @ V.T)
+    if spec.hidden_layers == 2:
+        H = spec.c_h * phi(H @ params["V2"].T)
+    return H
+
+
+def network_apply(spec: NetworkSpec, params: dict, X) -> jax.Array:
+    """Representations `R = Φ W` (n, k)."""
+    return network_features(spec, params, X) @ params["W"]
+
+
+class TrainResult(NamedTuple):
+    """Output of `train_network`: final parameters, and representations of `X_eval` at the save
+    points (leading axis: saves at steps `save_every, 2·save_every, …`; empty without `save_every`)."""
+
+    params: dict
+    saved: jax.Array | None
+
+
+def _check_train_args(spec, Z, B, lr, n_steps, train, save_every):
+    Z = as_array(Z, "Z", ndim=2)
+    if Z.shape[1] != spec.d:
+        raise ValueError(f"`Z` must have {spec.d} columns (the input dimension), got {Z.shape[1]}.")
+    B = as_array(B, "B", ndim=2)
+    if B.shape != (Z.shape[0], Z.shape[0]):
+        raise ValueError(f"`B` must be ({Z.shape[0]}, {Z.shape[0]}) to match `Z`, got {tuple(B.shape)}.")
+    check_positive(lr, "lr")
+    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 0:
+        raise ValueError(f"`n_steps` must be a non-negative int, got {n_steps!r}.")
+    if train not in TRAIN_MODES:
+        raise ValueError(f"`train` must be one of {TRAIN_MODES}, got {train!r}.")
+    if save_every is not None and (not isinstance(save_every, int) or save_every < 1):
+        raise ValueError(f"`save_every` must be a positive int or None, got {save_every!r}.")
+    return Z, B
+
+
+def train_network(
+    spec: NetworkSpec,
+    params: dict,
+    Z,
+    B,
+    *,
+    lr: float = 0.01,
+    n_steps: int = 100,
+    train: str = "last",
+    constrained: bool = True,
+    weight_decay: float = 0.0,
+    retraction: str = "qr",
+    X_eval=None,
+    save_every: int | None = None,
+) -> TrainResult:
+    r"""Full-batch GD on `−tr(Rᵀ B R) + (ω/2)‖θ‖²` for `n_steps` steps (time `t = lr·n_steps`).
+
+    **Arguments:**
+    - `spec`, `params`: the network (`init_network`).
+    - `Z`: stacked inputs (m, d) (`stack_views`); `B`: pair matrix (m, m) (`pair_matrix`).
+    - `lr`: learning rate η; `n_steps`: number of full-batch steps ("epochs").
+    - `train`: `"last"` (V frozen) or `"all"`.
+    - `constrained`: Riemannian GD on the Stiefel manifold for W (else plain GD).
+    - `weight_decay`: ω ≥ 0 (on trained parameters; on a constrained W it has no effect).
+    - `retraction`: `"qr"` or `"polar"`.
+    - `X_eval`, `save_every`: record `network_apply(X_eval)` every `save_every` steps.
+
+    **Returns:** a `TrainResult`. Vmap over `params` (e.g. initialised from split keys) to train
+    several seeds at once.
+    """
+    Z, B = _check_train_args(spec, Z, B, lr, n_steps, train, save_every)
+    if X_eval is None:
+        X_eval = Z
+    return _train(spec, params, Z, B, jnp.asarray(lr, Z.dtype), jnp.asarray(weight_decay, Z.dtype), X_eval,
+                  n_steps=n_steps, train=train, constrained=constrained, retraction=retraction, save_every=save_every)
+
+
+@functools.partial(eqx.filter_jit)
+def _train(spec, params, Z, B, lr, weight_decay, X_eval, *, n_steps, train, constrained, retraction, save_every):
+    manifold = Stiefel(retraction=retraction)
+    trainable = {"W"} if train == "last" else set(params)
+    opt = optax.sgd(lr)
+    inner = {k: v for k, v in params.items() if k != "W" and k in trainable}
+    opt_state = opt.init(inner)
+
+    def loss(p):
+        R = network_apply(spec, p, Z)
+        reg = 0.5 * weight_decay * sum(jnp.sum(p[k] ** 2) for k in trainable)
+        return -jnp.sum(R * (B @ R)) + reg
+
+    def step(carry, _):
+        p, s = carry
+        grads = jax.grad(loss)(p)
+        W = p["W"]
+        if constrained:
+            W = manifold.retract(W, -lr * manifold.project(W, grads["W"]))
+        else:
+            W = W - lr * grads["W"]
+        new = dict(p)
+        new["W"] = W
+        if inner:
+            g_inner = {k: grads[k] for k in inner}
+            updates, s = opt.update(g_inner, s, {k: p[k] for k in inner})
+            new.update(optax.apply_updates({k: p[k] for k in inner}, updates))
+        return (new, s), None
+
+    if train == "last":
+        # V frozen: precompute the features once; the step only touches W.
+        Phi = network_features(spec, params, Z)
+
+        def step_last(W, _):
+            G = -2.0 * Phi.T @ (B @ (Phi @ W)) + weight_decay * W
+            if constrained:
+                W = manifold.retract(W, -lr * manifold.project(W, G))
+            else:
+                W = W - lr * G
+            return W, None
+
+        def run(W, length):
+            return jax.lax.scan(step_last, W, None, length=length)[0]
+
+        def rebuild(W):
+            return {**params, "W": W}
+
+        state = params["W"]
+    else:
+
+        def run(st, length):
+            return jax.lax.scan(step, st, None, length=length)[0]
+
+        def rebuild(st):
+            return st[0]
+
+        state = (params, opt_state)
+
+    if save_every is None:
+        return TrainResult(rebuild(run(state, n_steps)), None)
+
+    def block(st, _):
+        st = run(st, save_every)
+        return st, network_apply(spec, rebuild(st), X_eval)
+
+    state, saved = jax.lax.scan(block, state, None, length=n_steps // save_every)
+    state = run(state, n_steps % save_every)
+    return TrainResult(rebuild(state), saved)

@@ -1,0 +1,327 @@
+"""Experiment runner: cells → results.json (atomic, resumable) → figures → report.md.
+
+An experiment is an `Experiment` record of plain functions. The runner owns everything that is
+the same for every reproduction: configuration and overrides, the progress bar, saving each finished
+cell atomically (so an interrupted run loses nothing and a rerun with the same output directory
+resumes), the environment record (versions, device, dtype), figures as PNG and PDF, and `report.md`.
+
+Layout of `results.json`:
+
+    {"experiment": NAME, "paper": ..., "config": {...}, "environment": {...},
+     "cells": {CELL_ID: {"cell": {...}, "records": [{...}, ...], "seconds": float}, ...},
+     "claims": [{"claim": str, "measured": str, "reproduced": bool | null}, ...],
+     "status": "running" | "complete"}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """One reproduction.
+
+    **Fields:**
+    - `name`: CLI name, e.g. `"esser-mnist"`.
+    - `summary`: one line on what it shows.
+    - `paper`: the source paper (citation).
+    - `config_cls`: a frozen dataclass whose defaults are the full protocol; it may define `dtype`
+      (`"float64"` enables JAX's 64-bit mode before anything runs).
+    - `quick`: field overrides for `--quick`.
+    - `prepare(config) -> context`: shared, deterministic setup (data, kernels), recomputed on resume.
+    - `cells(config) -> list[dict]`: JSON-able cell descriptions, each with a unique `"id"`.
+    - `run_cell(config, context, cell) -> list[dict]`: the records of one cell (JSON-able).
+    - `finalize(config, context, records, out_dir) -> (claims, markdown)`: figures and claims from all
+      records; `claims` is a list of `{"claim", "measured", "reproduced"}`.
+    """
+
+    name: str
+    summary: str
+    paper: str
+    config_cls: type
+    quick: dict
+    prepare: Callable[[Any], Any]
+    cells: Callable[[Any], list[dict]]
+    run_cell: Callable[[Any, Any, dict], list[dict]]
+    finalize: Callable[[Any, Any, list[dict], Path], tuple[list[dict], str]]
+
+
+def to_jsonable(x):
+    """Convert numpy/JAX scalars and arrays (and nested containers) to JSON types."""
+    if isinstance(x, dict):
+        return {str(k): to_jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [to_jsonable(v) for v in x]
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return to_jsonable(dataclasses.asdict(x))
+    if hasattr(x, "tolist") and not isinstance(x, (str, bytes)):
+        return to_jsonable(np.asarray(x).tolist())
+    if isinstance(x, float) and not np.isfinite(x):
+        return None if np.isnan(x) else (1e308 if x > 0 else -1e308)
+    return x
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically (temporary file in the same directory, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: Path, obj) -> None:
+    atomic_write_text(path, json.dumps(to_jsonable(obj), indent=1, sort_keys=False) + "\n")
+
+
+def save_figure(fig, out_dir: Path, name: str) -> list[str]:
+    """Save a matplotlib figure as `name.png` and `name.pdf` (atomically); return the file names."""
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    names = []
+    for ext in ("png", "pdf"):
+        target = out_dir / f"{name}.{ext}"
+        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.", suffix=f".{ext}")
+        os.close(fd)
+        fig.savefig(tmp, dpi=130, bbox_inches="tight", format=ext)
+        os.replace(tmp, target)
+        names.append(target.name)
+    plt.close(fig)
+    return names
+
+
+def environment() -> dict:
+    """Versions, device and dtype of this run."""
+    import importlib.metadata as md
+
+    import jax
+
+    versions = {}
+    for pkg in ("ssldyn", "jax", "jaxlib", "diffrax", "equinox", "optax", "numpy", "matplotlib", "mlxtend"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = None
+    devices = jax.devices()
+    return {
+        "versions": versions,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": f"{devices[0].platform}: {devices[0].device_kind} x{len(devices)}",
+        "x64": bool(jax.config.jax_enable_x64),
+        "default_float": "float64" if jax.config.jax_enable_x64 else "float32",
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def parse_overrides(config_cls: type, items: list[str] | None) -> dict:
+    """Parse `key=value` strings into typed overrides for `config_cls` (comma-separated tuples)."""
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} must look like key=value")
+        key, raw = item.split("=", 1)
+        key = key.strip().replace("-", "_")
+        if key not in fields:
+            raise ValueError(f"unknown configuration field {key!r}; known: {', '.join(sorted(fields))}")
+        default = fields[key].default
+        if default is dataclasses.MISSING and fields[key].default_factory is not dataclasses.MISSING:
+            default = fields[key].default_factory()
+        out[key] = _convert(raw, default, key)
+    return out
+
+
+def _convert(raw: str, default, key: str):
+    def scalar(text: str, like):
+        if isinstance(like, bool):
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"{key}: expected true/false, got {text!r}")
+        if isinstance(like, int):
+            return int(text)
+        if isinstance(like, float):
+            return float(text)
+        if isinstance(like, tuple):  # tuple of tuples, e.g. digit pairs "0-1,4-9"
+            return tuple(int(p) for p in text.split("-"))
+        return text
+
+    try:
+        if isinstance(default, tuple):
+            like = default[0] if default else ""
+            return tuple(scalar(p.strip(), like) for p in raw.split(",") if p.strip())
+        return scalar(raw.strip(), default)
+    except ValueError as err:
+        raise ValueError(f"bad value for {key!r}: {err}") from err
+
+
+def make_config(exp: Experiment, *, quick: bool = False, seed: int | None = None, overrides: dict | None = None):
+    kw = dict(exp.quick) if quick else {}
+    if seed is not None:
+        if "seed" not in {f.name for f in dataclasses.fields(exp.config_cls)}:
+            raise ValueError(f"experiment {exp.name!r} has no `seed` setting")
+        kw["seed"] = seed
+    kw.update(overrides or {})
+    return exp.config_cls(**kw)
+
+
+def run_experiment(
+    exp: Experiment,
+    config,
+    out_dir: str | os.PathLike,
+    *,
+    progress: bool = True,
+    fresh: bool = False,
+    max_cells: int | None = None,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Run (or resume) an experiment and write `results.json`, figures and `report.md` in `out_dir`.
+
+    **Arguments:**
+    - `exp`, `config`: the experiment and its configuration (`make_config`).
+    - `out_dir`: output directory; if it holds a `results.json` of the same experiment and
+      configuration, finished cells are kept and only missing cells run.
+    - `progress`: show a progress bar over cells.
+    - `fresh`: ignore existing results in `out_dir`.
+    - `max_cells`: stop after this many new cells (for testing interruption); the report is not written.
+
+    **Returns:** the results dictionary (as written to `results.json`).
+    """
+    import jax
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dtype = getattr(config, "dtype", None)
+    if dtype is not None:
+        if dtype not in ("float32", "float64"):
+            raise ValueError(f"`dtype` must be 'float32' or 'float64', got {dtype!r}")
+        jax.config.update("jax_enable_x64", dtype == "float64")
+    cfg = to_jsonable(dataclasses.asdict(config))
+    path = out / "results.json"
+    results = None
+    if path.exists() and not fresh:
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} is not valid JSON ({err}); remove it or pass --fresh") from err
+        if old.get("experiment") != exp.name:
+            raise ValueError(f"{path} holds results of {old.get('experiment')!r}, not {exp.name!r}; use another --out")
+        if old.get("config") != cfg:
+            diff = sorted(k for k in set(cfg) | set(old.get("config", {})) if cfg.get(k) != old.get("config", {}).get(k))
+            raise ValueError(
+                f"{path} was made with a different configuration (fields: {', '.join(diff)}); "
+                "use another --out, or --fresh to overwrite"
+            )
+        results = old
+    if results is None:
+        results = {"experiment": exp.name, "paper": exp.paper, "summary": exp.summary, "config": cfg,
+                   "cells": {}, "claims": [], "status": "running"}
+    results["environment"] = environment()
+    results["started"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+    cells = exp.cells(config)
+    ids = [c["id"] for c in cells]
+    if len(set(ids)) != len(ids):
+        raise RuntimeError(f"experiment {exp.name!r} produced duplicate cell ids")
+    todo = [c for c in cells if c["id"] not in results["cells"]]
+    if len(todo) < len(cells):
+        log(f"resuming: {len(cells) - len(todo)} of {len(cells)} cells already in {path}")
+    t_prep = time.perf_counter()
+    context = exp.prepare(config)
+    results["prepare_seconds"] = time.perf_counter() - t_prep
+
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc=exp.name, unit="cell", dynamic_ncols=True)
+    done_new = 0
+    try:
+        for cell in todo:
+            if max_cells is not None and done_new >= max_cells:
+                break
+            if bar is not None:
+                bar.set_postfix_str(cell["id"][:40])
+            t0 = time.perf_counter()
+            records = exp.run_cell(config, context, cell)
+            results["cells"][cell["id"]] = {"cell": cell, "records": records, "seconds": time.perf_counter() - t0}
+            atomic_write_json(path, results)
+            done_new += 1
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    if any(c["id"] not in results["cells"] for c in cells):
+        results["status"] = "running"
+        atomic_write_json(path, results)
+        return results
+
+    records = [r for c in cells for r in results["cells"][c["id"]]["records"]]
+    claims, body = exp.finalize(config, context, records, out)
+    results["claims"] = claims
+    results["status"] = "complete"
+    results["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    atomic_write_json(path, results)
+    atomic_write_text(out / "report.md", render_report(exp, results, body, out))
+    return results
+
+
+def _verdict(value) -> str:
+    return {True: "yes", False: "**no**", None: "partly / not testable"}.get(value, str(value))
+
+
+def render_report(exp: Experiment, results: dict, body: str, out: Path) -> str:
+    env = results["environment"]
+    lines = [
+        f"# {exp.name}: reproduction report",
+        "",
+        f"**Paper.** {exp.paper}",
+        "",
+        f"**What it shows.** {exp.summary}",
+        "",
+        "## Claims",
+        "",
+        "| claim | measured | reproduced |",
+        "|---|---|---|",
+    ]
+    for c in results["claims"]:
+        lines.append(f"| {c['claim']} | {c['measured']} | {_verdict(c['reproduced'])} |")
+    lines += ["", body.strip(), "", "## Figures", ""]
+    for fig in sorted(p.name for p in out.glob("*.png")):
+        lines.append(f"![{fig}]({fig})")
+    total = sum(c["seconds"] for c in results["cells"].values())
+    lines += [
+        "",
+        "## Run",
+        "",
+        f"- cells: {len(results['cells'])}, cell time {total:.1f} s, setup {results.get('prepare_seconds', 0):.1f} s",
+        f"- device: {env['device']}; default float: {env['default_float']}; CPUs: {env['cpu_count']}",
+        f"- versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v),
+        f"- configuration: `{json.dumps(results['config'])}`",
+        "",
+    ]
+    return "\n".join(lines)
