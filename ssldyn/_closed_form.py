@@ -50,10 +50,9 @@ def _check_S_W0(S, W0):
 
 
 def _check_t(t):
-    t = jnp.asarray(t)
-    if is_concrete(t) and bool(jnp.any(t < 0)):
+    if is_concrete(t) and np.any(np.asarray(t) < 0):
         raise ValueError(f"`t` must be >= 0, got {t}.")
-    return t
+    return jnp.asarray(t)
 
 
 class NaiveSolution(eqx.Module):
@@ -173,7 +172,7 @@ class PowerFlowSolution(eqx.Module):
             raise ValueError(f"`w0` must be a vector (d,) or (d, 1), got shape {tuple(w0.shape)}.")
         w0 = w0.reshape(-1)
         if is_concrete(w0):
-            norm = float(jnp.linalg.norm(w0))
+            norm = float(np.linalg.norm(np.asarray(w0)))
             if abs(norm - 1.0) > (1e-10 if w0.dtype == jnp.float64 else 1e-5):
                 raise ValueError(f"`w0` must be a unit vector, got norm {norm:.6g}.")
         self.mu, self.U = _eigh_desc(S)

@@ -21,11 +21,12 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ._losses import check_pair_matrix
 from ._manifolds import AbstractManifold, Euclidean, Grassmann, Sphere, get_manifold
 from ._stats import sym
-from ._validation import as_array, check_positive, check_symmetric, is_concrete
+from ._validation import as_array, check_positive, check_symmetric, in_trace, is_concrete
 
 
 def _hyper(value, name: str, *, allow_zero: bool = True) -> jax.Array:
@@ -199,10 +200,10 @@ class GradientFlow(AbstractFlow):
 
     def check_initial(self, y0):
         W = self.manifold_.check(y0, "y0")
-        if is_concrete(W):
-            value = self.loss(W)
-            if not bool(jnp.isfinite(value)):
-                raise ValueError(f"`loss_fn` is not finite at `y0` (got {float(value)}).")
+        if not in_trace(W, self.args):
+            value = float(self.loss(W))
+            if not np.isfinite(value):
+                raise ValueError(f"`loss_fn` is not finite at `y0` (got {value}).")
         return W
 
 

@@ -24,6 +24,7 @@ import abc
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ._stats import sym
 from ._validation import as_array, check_orthonormal_columns, is_concrete
@@ -86,7 +87,7 @@ class Sphere(AbstractManifold):
     def check(self, W, name: str = "W0"):
         W = as_array(W, name, ndim=2)
         if is_concrete(W):
-            norm = float(jnp.linalg.norm(W))
+            norm = float(np.linalg.norm(np.asarray(W)))
             tol = 1e-10 if W.dtype == jnp.float64 else 1e-5
             if abs(norm - 1.0) > tol:
                 raise ValueError(f"`{name}` must have unit Frobenius norm for a sphere flow, got {norm:.6g}.")

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._flows import AbstractFlow
-from ._validation import as_array, check_positive, is_concrete
+from ._validation import as_array, check_positive, in_trace, is_concrete
 
 STATUS_MESSAGES = (
     "success",
@@ -183,7 +183,7 @@ def solve(
     adjoint = diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
     # Outside any trace we check the status in Python and raise a plain SolveError; inside jit/vmap
     # the check is compiled in as an equinox runtime error.
-    traced = not all(is_concrete(x) for x in jax.tree_util.tree_leaves((flow, y0, t0, t1, ts)))
+    traced = in_trace(flow, y0, t0, t1, ts)
     traj = _solve_jit(
         flow, y0, t0, t1, ts, jnp.asarray(rtol, dtype), jnp.asarray(atol, dtype), dt0, solver,
         int(max_steps), bool(throw and traced), adjoint,

@@ -16,8 +16,19 @@ import numpy as np
 
 
 def is_concrete(x) -> bool:
-    """True when `x` holds concrete values (not a tracer inside jit/vmap/grad)."""
+    """True when `x` holds concrete values (not a tracer inside jit/vmap/grad).
+
+    Concrete arrays captured inside a `jit` trace are concrete too, but any jnp operation on them is
+    staged: value checks therefore compute with NumPy on `np.asarray(x)`.
+    """
     return not isinstance(x, jax.core.Tracer)
+
+
+def in_trace(*trees) -> bool:
+    """True inside a `jit` trace, or when any leaf of `trees` is a tracer (vmap, grad)."""
+    if isinstance(jnp.zeros(()), jax.core.Tracer):
+        return True
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(trees))
 
 
 def as_array(x, name: str, *, ndim: int | Sequence[int] | None = None, finite: bool = True,
@@ -47,7 +58,7 @@ def as_array(x, name: str, *, ndim: int | Sequence[int] | None = None, finite: b
         if arr.ndim not in allowed:
             want = " or ".join(str(a) for a in allowed)
             raise ValueError(f"`{name}` must have {want} dimension(s), got shape {tuple(arr.shape)}.")
-    if finite and is_concrete(arr) and not bool(jnp.all(jnp.isfinite(arr))):
+    if finite and is_concrete(arr) and not np.all(np.isfinite(np.asarray(arr))):
         raise ValueError(f"`{name}` contains NaN or Inf values.")
     return arr
 
@@ -61,8 +72,9 @@ def check_symmetric(a: jax.Array, name: str, *, rtol: float = 1e-6) -> None:
     """Raise if a concrete matrix is not symmetric to relative tolerance `rtol`."""
     check_square(a, name)
     if is_concrete(a):
-        scale = float(jnp.max(jnp.abs(a))) if a.size else 0.0
-        asym = float(jnp.max(jnp.abs(a - a.T))) if a.size else 0.0
+        an = np.asarray(a)
+        scale = float(np.max(np.abs(an))) if an.size else 0.0
+        asym = float(np.max(np.abs(an - an.T))) if an.size else 0.0
         if asym > rtol * max(scale, 1e-30):
             raise ValueError(
                 f"`{name}` must be symmetric: max |A - A^T| = {asym:.3g} exceeds {rtol:g} x max |A| "
@@ -80,7 +92,8 @@ def check_orthonormal_columns(w: jax.Array, name: str, *, atol: float | None = N
     if is_concrete(w):
         if atol is None:
             atol = 1e-10 if w.dtype == jnp.float64 else 1e-5
-        err = float(jnp.max(jnp.abs(w.T @ w - jnp.eye(k, dtype=w.dtype))))
+        wn = np.asarray(w)
+        err = float(np.max(np.abs(wn.T @ wn - np.eye(k))))
         if err > atol:
             raise ValueError(
                 f"`{name}` must have orthonormal columns (W^T W = I) for a constrained flow: "

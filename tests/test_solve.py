@@ -105,3 +105,13 @@ def test_failed_solve_raises_inside_jit_and_vmap():
         jax.block_until_ready(jax.jit(run)(W0))
     statuses = jax.vmap(lambda w: ssldyn.solve(blowup_flow(), w, 0.0, 2.0, max_steps=500, throw=False).status)(W0)
     np.testing.assert_array_equal(statuses, [0, 1])
+
+
+def test_solve_inside_jit_with_captured_concrete_arrays():
+    """Validation must not break when concrete arrays are closed over inside jit (staged ops)."""
+    W0 = W0S[0]
+    out = jax.jit(lambda: ssldyn.solve(ssldyn.grassmann_flow(S), W0, 0.0, 1.0, **TOL).final)()
+    np.testing.assert_allclose(out, ssldyn.solve(FLOW, W0, 0.0, 1.0, **TOL).final, atol=1e-12)
+    gen = ssldyn.GradientFlow(ssldyn.quadratic_loss, "grassmann", args=S)
+    out2 = jax.jit(lambda: ssldyn.solve(gen, W0, 0.0, 1.0, **TOL).final)()
+    np.testing.assert_allclose(out2 @ out2.T, out @ out.T, atol=1e-9)
