@@ -18,6 +18,7 @@ from ._flows import (
     naive_flow as naive_flow,
     ntk_flow as ntk_flow,
     output_flow as output_flow,
+    kernel_root as kernel_root,
     sample_initial_outputs as sample_initial_outputs,
     sphere_flow as sphere_flow,
 )

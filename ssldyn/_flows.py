@@ -314,18 +314,25 @@ def ntk_flow(B, Theta, *, Theta_test=None, weight_decay=0.0) -> OutputFlow:
     return OutputFlow(B, Theta, K_test=Theta_test, constrained=False, weight_decay=weight_decay)
 
 
-def sample_initial_outputs(key: jax.Array, K, k: int, *, width: int) -> jax.Array:
+def kernel_root(K) -> jax.Array:
+    """A square root `L` of a symmetric PSD kernel, `L Lᵀ = K` (eigendecomposition; tiny negative
+    eigenvalues from round-off are clipped to zero). Reuse it across seeds in `sample_initial_outputs`."""
+    K = check_pair_matrix(K, name="K")
+    evals, evecs = jnp.linalg.eigh(sym(K))
+    return evecs * jnp.sqrt(jnp.clip(evals, 0.0))[None, :]
+
+
+def sample_initial_outputs(key: jax.Array, K, k: int, *, width: int, root=None) -> jax.Array:
     r"""Approximate `R(0) = Φ W(0)` for a Haar `W(0) ∈ St(h, k)` from the kernel alone.
 
     For large width h the columns of `R(0)` are approximately i.i.d. `N(0, K/h)` (exact as h → ∞ at
     fixed k). Use this to run the ODE with an infinite-width kernel without h-dimensional objects.
 
     **Arguments:** `key`; `K` (m, m) symmetric PSD kernel (include test inputs to get their initial
-    outputs jointly); `k` columns; `width` h.
+    outputs jointly); `k` columns; `width` h; `root`: optional precomputed `kernel_root(K)`.
     """
-    K = check_pair_matrix(K, name="K")
     check_positive(width, "width")
-    evals, evecs = jnp.linalg.eigh(sym(K))
-    root = evecs * jnp.sqrt(jnp.clip(evals, 0.0))[None, :]
-    z = jax.random.normal(key, (K.shape[0], k), dtype=K.dtype)
+    if root is None:
+        root = kernel_root(K)
+    z = jax.random.normal(key, (root.shape[1], k), dtype=root.dtype)
     return root @ z / jnp.sqrt(width)

