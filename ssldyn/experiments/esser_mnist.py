@@ -350,7 +350,7 @@ def _accuracy_figure(config, sweep, out):
     import matplotlib.pyplot as plt
 
     pairs = [list(p) for p in config.digit_pairs]
-    fig, axes = plt.subplots(len(pairs), len(config.activations), figsize=(4.2 * len(config.activations), 3.4 * len(pairs)),
+    fig, axes = plt.subplots(len(pairs), len(config.activations), figsize=(4.2 * len(config.activations), 3.4 * len(pairs)), layout="constrained",
                              squeeze=False, sharex=True)
     for i, pair in enumerate(pairs):
         for j, act in enumerate(config.activations):
@@ -382,7 +382,7 @@ def _accuracy_figure(config, sweep, out):
 def _collapse_figure(collapse, out):
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(collapse), 2, figsize=(10, 3.4 * len(collapse)), squeeze=False)
+    fig, axes = plt.subplots(len(collapse), 2, figsize=(10, 3.6 * len(collapse)), squeeze=False, layout="constrained")
     for i, rec in enumerate(collapse):
         t = np.array(rec["times"])
         for j, name in enumerate(("naive", "constrained")):
@@ -407,7 +407,7 @@ def _collapse_figure(collapse, out):
 def _wallclock_figure(config, sweep, out):
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
     for field, label, color, ls in (("train_A_seconds", "train arm A (V frozen)", "C0", "-"),
                                     ("train_B_seconds", "train arm B (all layers)", "C1", "-"),
                                     ("ode_empirical_seconds", "ODE, empirical kernel (solve)", "k", "--"),
