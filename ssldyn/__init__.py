@@ -9,6 +9,13 @@ from ._closed_form import (
     NaiveSolution as NaiveSolution,
     PowerFlowSolution as PowerFlowSolution,
 )
+from ._compare import (
+    agreement as agreement,
+    empirical_setup as empirical_setup,
+    gram_gap as gram_gap,
+    infinite_width_setup as infinite_width_setup,
+    predict_outputs as predict_outputs,
+)
 from ._flows import (
     AbstractFlow as AbstractFlow,
     GradientFlow as GradientFlow,
@@ -27,6 +34,7 @@ from ._kernels import (
     empirical_ntk as empirical_ntk,
     erf_kernel as erf_kernel,
     get_activation as get_activation,
+    hermite_series_kernel as hermite_series_kernel,
     hidden_features as hidden_features,
     infinite_width_kernel as infinite_width_kernel,
     infinite_width_ntk as infinite_width_ntk,
