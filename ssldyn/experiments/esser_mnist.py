@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
+import zlib
 from pathlib import Path
 
 import jax
@@ -104,6 +105,11 @@ class Config:
 
 QUICK = dict(digit_pairs=((0, 1),), activations=("relu", "tanh"), widths=(10, 100, 1000), n_seeds=3, arm_b_seeds=2,
              kernel_order=12)
+
+
+def _cell_key(config, cell) -> jax.Array:
+    """A key per cell, stable across processes (Python's str hash is salted per process)."""
+    return jax.random.fold_in(jax.random.PRNGKey(config.seed), zlib.crc32(cell["id"].encode()) % (2**31))
 
 
 def _pair_name(pair) -> str:
@@ -193,13 +199,12 @@ def run_cell(config: Config, ctx: dict, cell: dict) -> list[dict]:
     P = ctx["pairs"][pname]
     act, h, k, S = cell["activation"], cell["width"], config.k, config.n_seeds
     spec = NetworkSpec(d=P["Z"].shape[1], h=h, k=k, activation=act, feature_scale=config.c_h)
-    cell_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), hash(cell["id"]) % (2**31))
-    keys = jax.random.split(cell_key, S + 1)
+    keys = jax.random.split(_cell_key(config, cell), S + 1)
     p64 = jax.vmap(lambda kk: init_network(kk, spec, dtype=jnp.float64))(keys[:S])
     p32 = jax.tree_util.tree_map(lambda a: a.astype(jnp.float32), p64)
     Z32, B32, Xe32 = (P[n].astype(jnp.float32) for n in ("Z", "B", "X_eval"))
-    n_steps = int(round(config.epochs * config.loss_constant)) if config.loss_constant != 1.0 else config.epochs
-    lr = config.lr if config.loss_constant == 1.0 else config.t_end / n_steps
+    # GD at rate lr on c·L is GD at rate c·lr on L: same steps, time t = c·lr·epochs.
+    n_steps, lr = config.epochs, config.loss_constant * config.lr
 
     def trained_reps(train):
         def f(p):
@@ -295,7 +300,7 @@ def _run_collapse(config, ctx, cell):
     P = ctx["pairs"][pname]
     h, k = cell["width"], config.k
     spec = NetworkSpec(d=P["Z"].shape[1], h=h, k=k, activation=cell["activation"], feature_scale=config.c_h)
-    key = jax.random.fold_in(jax.random.PRNGKey(config.seed), hash(cell["id"]) % (2**31))
+    key = _cell_key(config, cell)
     p_con = init_network(key, spec, constrained=True, dtype=jnp.float64)
     p_nai = init_network(key, spec, constrained=False, dtype=jnp.float64)
     K, _, R0c, _ = empirical_setup(spec, p_con, P["Z"], P["X_eval"][:1])
