@@ -161,7 +161,8 @@ class GradientFlow(AbstractFlow):
         dW/dt = −grad_M [ L(W) + (ω/2)‖W‖_F² ],   G = jax.grad(L)(W) + ωW.
 
     **Arguments:**
-    - `loss_fn`: `loss_fn(W)` or, when `args` is given, `loss_fn(W, args)`, returning a scalar.
+    - `loss_fn`: `loss_fn(W)` or, when `args` is given, `loss_fn(W, args)`, returning a scalar. On
+      the Euclidean manifold `W` may be any pytree of arrays (e.g. a tuple of layers).
       Pass data through `args` (a pytree of arrays): arrays captured in a closure are compiled in
       as constants, so a new closure means a new compilation.
     - `manifold`: `"euclidean"` (default), `"sphere"`, `"stiefel"`, `"grassmann"` or an instance.
@@ -192,11 +193,12 @@ class GradientFlow(AbstractFlow):
         return self.loss_fn(W) if self.args is None else self.loss_fn(W, self.args)
 
     def loss(self, W):
-        return self._raw_loss(W) + 0.5 * self.weight_decay * jnp.sum(W**2)
+        sq = sum(jnp.sum(leaf**2) for leaf in jax.tree_util.tree_leaves(W))
+        return self._raw_loss(W) + 0.5 * self.weight_decay * sq
 
     def vector_field(self, t, W):
         G = jax.grad(self.loss)(W)
-        return -self.manifold_.project(W, G)
+        return jax.tree_util.tree_map(jnp.negative, self.manifold_.project(W, G))
 
     def check_initial(self, y0):
         W = self.manifold_.check(y0, "y0")

@@ -65,13 +65,19 @@ class AbstractManifold(eqx.Module):
 
 
 class Euclidean(AbstractManifold):
-    """No constraint: `grad L = ∇L`; the retraction is `W + V`."""
+    """No constraint: `grad L = ∇L`; the retraction is `W + V` (leafwise for pytree states)."""
 
     def project(self, W, G):
         return G
 
     def retract(self, W, V):
-        return W + V
+        return jax.tree_util.tree_map(jnp.add, W, V)
+
+    def check(self, W, name: str = "W0"):
+        """Any pytree of finite arrays (e.g. a tuple of weight matrices)."""
+        if isinstance(W, (tuple, list, dict)):
+            return jax.tree_util.tree_map(lambda a: as_array(a, name), W)
+        return as_array(W, name)
 
 
 class Sphere(AbstractManifold):

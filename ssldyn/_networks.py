@@ -240,5 +240,6 @@ def _train(spec, params, Z, B, lr, weight_decay, X_eval, *, n_steps, train, cons
         return st, network_apply(spec, rebuild(st), X_eval)
 
     state, saved = jax.lax.scan(block, state, None, length=n_steps // save_every)
-    state = run(state, n_steps % save_every)
+    if n_steps % save_every:
+        state = run(state, n_steps % save_every)
     return TrainResult(rebuild(state), saved)

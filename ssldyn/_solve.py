@@ -221,11 +221,11 @@ def _simulate_gd_jit(flow, y0, lr, n_steps, save_every):
     manifold = flow.manifold
 
     def step(y, _):
-        v = flow.vector_field(None, y)
+        step_ = jax.tree_util.tree_map(lambda a: lr * a, flow.vector_field(None, y))
         if manifold is None:
-            y = jax.tree_util.tree_map(lambda a, b: a + lr * b, y, v)
+            y = jax.tree_util.tree_map(jnp.add, y, step_)
         else:
-            y = manifold.retract(y, lr * v)
+            y = manifold.retract(y, step_)
         return y, None
 
     if save_every is None:
@@ -237,5 +237,6 @@ def _simulate_gd_jit(flow, y0, lr, n_steps, save_every):
         return y, y
 
     y, saved = jax.lax.scan(block, y0, None, length=n_steps // save_every)
-    y, _ = jax.lax.scan(step, y, None, length=n_steps % save_every)
+    if n_steps % save_every:
+        y, _ = jax.lax.scan(step, y, None, length=n_steps % save_every)
     return y, saved
