@@ -16,6 +16,9 @@ from ._compare import (
     infinite_width_setup as infinite_width_setup,
     predict_outputs as predict_outputs,
 )
+from ._ensemble import (
+    solve_ensemble as solve_ensemble,
+)
 from ._flows import (
     AbstractFlow as AbstractFlow,
     GradientFlow as GradientFlow,
@@ -59,6 +62,18 @@ from ._kernels import (
     quadrature_kernel as quadrature_kernel,
     random_features as random_features,
     relu_kernel as relu_kernel,
+)
+from ._lowrank import (
+    FactoredOutputFlow as FactoredOutputFlow,
+    LowRankOutputFlow as LowRankOutputFlow,
+    eigen_factor as eigen_factor,
+    factored_output_flow as factored_output_flow,
+    lowrank_output_flow as lowrank_output_flow,
+    lowrank_predict as lowrank_predict,
+    nystrom_factor as nystrom_factor,
+    pair_apply as pair_apply,
+    pair_gram as pair_gram,
+    residual_diagonal as residual_diagonal,
 )
 from ._losses import (
     barlow_twins_loss as barlow_twins_loss,
@@ -132,11 +147,53 @@ from ._predictor import (
     tian_phase_portrait as tian_phase_portrait,
     train_linear_byol as train_linear_byol,
 )
+from ._sharding import (
+    ensemble_mesh as ensemble_mesh,
+    gather_to_host as gather_to_host,
+    initialize_distributed as initialize_distributed,
+    pad_ensemble as pad_ensemble,
+    replicate as replicate,
+    shard_ensemble as shard_ensemble,
+    shard_output_flow as shard_output_flow,
+    shard_rows as shard_rows,
+    unpad_ensemble as unpad_ensemble,
+)
 from ._solve import (
     SolveError as SolveError,
     Trajectory as Trajectory,
     simulate_gd as simulate_gd,
     solve as solve,
+)
+from ._sparse import (
+    AUGMENTATIONS as SPARSE_AUGMENTATIONS,
+    LinearRates as LinearRates,
+    QuenchedFlow as QuenchedFlow,
+    SGDResult as SparseSGDResult,
+    SparseCoding as SparseCoding,
+    atom_alignment as atom_alignment,
+    atoms_covered as atoms_covered,
+    bias_schedule as bias_schedule,
+    brelu as brelu,
+    code_probe as code_probe,
+    cubic_correction as cubic_correction,
+    feature_decoupling as feature_decoupling,
+    info_nce_vector_field as info_nce_vector_field,
+    init_neurons as sparse_init_neurons,
+    linearised_flow as linearised_flow,
+    linearised_rates as linearised_rates,
+    linearised_solution as linearised_solution,
+    make_views as sparse_make_views,
+    neuron_bias as neuron_bias,
+    quenched_flow as quenched_flow,
+    simulate_quenched_gd as simulate_quenched_gd,
+    single_atom_alignment as single_atom_alignment,
+    span_energy as span_energy,
+    sparse_features as sparse_features,
+    sparse_metrics as sparse_metrics,
+    sparse_view_stats as sparse_view_stats,
+    train_sgd as sparse_train_sgd,
+    view_noise_scale as view_noise_scale,
+    wen_li_info_nce as wen_li_info_nce,
 )
 from ._stats import (
     ViewStats as ViewStats,

@@ -218,7 +218,8 @@ def simulate_gd(flow: AbstractFlow, y0, lr, n_steps: int, *, save_every: int | N
 
 @eqx.filter_jit
 def _simulate_gd_jit(flow, y0, lr, n_steps, save_every):
-    manifold = flow.manifold
+    manifold = flow.manifold  # the projections are equivariant under the flow's change of coordinates
+    y0 = flow.to_internal(y0)
 
     def step(y, _):
         step_ = jax.tree_util.tree_map(lambda a: lr * a, flow.vector_field(None, y))
@@ -230,13 +231,13 @@ def _simulate_gd_jit(flow, y0, lr, n_steps, save_every):
 
     if save_every is None:
         y, _ = jax.lax.scan(step, y0, None, length=n_steps)
-        return y
+        return flow.from_internal(y)
 
     def block(y, _):
         y, _ = jax.lax.scan(step, y, None, length=save_every)
-        return y, y
+        return y, flow.from_internal(y)
 
     y, saved = jax.lax.scan(block, y0, None, length=n_steps // save_every)
     if n_steps % save_every:
         y, _ = jax.lax.scan(step, y, None, length=n_steps % save_every)
-    return y, saved
+    return flow.from_internal(y), saved
