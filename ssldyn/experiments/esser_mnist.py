@@ -306,14 +306,18 @@ def _run_collapse(config, ctx, cell):
     K, _, R0c, _ = empirical_setup(spec, p_con, P["Z"], P["X_eval"][:1])
     R0n = empirical_setup(spec, p_nai, P["Z"], P["X_eval"][:1])[2]
     target, mu = _top_k_target(K, P["B"], k)
+    # Constrained: long enough to converge to the top-k subspace (slowest relevant gap).
     slowest_gap = min(float(mu[0] - mu[1]), float(mu[k - 1] - mu[k]))
-    T = config.collapse_horizon / (2.0 * slowest_gap)
+    T_con = config.collapse_horizon / (2.0 * slowest_gap)
+    # Naive: the outputs grow like e^{2 μ1 t}; stop at the collapse time scale and before float64
+    # overflow (2 μ1 T ≤ 500), since only the normalised singular values are of interest.
+    T_nai = min(config.collapse_horizon / (2.0 * float(mu[0] - mu[1])), 250.0 / max(float(mu[0]), 1e-12), T_con)
     n_save = 40
-    ts = jnp.linspace(0.0, T, n_save + 1)
     out = {}
-    for name, constrained, R0, p in (("constrained", True, R0c, p_con), ("naive", False, R0n, p_nai)):
+    for name, constrained, R0, p, T in (("constrained", True, R0c, p_con, T_con), ("naive", False, R0n, p_nai, T_nai)):
+        ts = jnp.linspace(0.0, T, n_save + 1)
         traj = solve(OutputFlow(P["B"], K, constrained=constrained), R0, 0.0, T, ts=ts, rtol=1e-8, atol=1e-10,
-                     throw=False)
+                     max_steps=20_000, throw=False)
         Rs = traj.ys
         # The network runs at most `collapse_max_steps` GD steps over the horizon (lr = T / steps).
         n_steps = min(max(n_save, int(round(T / config.lr))), config.collapse_max_steps)
@@ -325,13 +329,15 @@ def _run_collapse(config, ctx, cell):
         for src, R in (("ode", Rs), ("network", Rn)):
             sv = jax.vmap(lambda A: jnp.linalg.svd(A, compute_uv=False))(R)
             out[f"{name}_{src}"] = {
+                "times": np.asarray(ts).tolist(),
+                "network_lr": lr,
                 "singular_values": np.asarray(sv / sv[:, :1]).tolist(),
                 "stable_rank": np.asarray(jax.vmap(stable_rank)(R)).tolist(),
                 "distance_to_top_k": np.asarray(jax.vmap(lambda A: subspace_distance(A, target))(R)).tolist(),
                 "status": int(traj.status) if src == "ode" else 0,
             }
     return [{"kind": "collapse", "pair": cell["pair"], "activation": cell["activation"], "width": h,
-             "times": np.asarray(ts).tolist(), "horizon": T, "network_lr": lr, "eigen_rates_BK": np.asarray(mu[: k + 1]).tolist(),
+             "times": out["constrained_ode"]["times"], "horizon": T_con, "horizon_naive": T_nai, "eigen_rates_BK": np.asarray(mu[: k + 1]).tolist(),
              "series": out, "t_protocol": config.t_end}]
 
 
@@ -389,12 +395,12 @@ def _collapse_figure(collapse, out):
 
     fig, axes = plt.subplots(len(collapse), 2, figsize=(10, 3.6 * len(collapse)), squeeze=False, layout="constrained")
     for i, rec in enumerate(collapse):
-        t = np.array(rec["times"])
         for j, name in enumerate(("naive", "constrained")):
             ax = axes[i, j]
             for src, ls in (("ode", "-"), ("network", "--")):
-                sv = np.array(rec["series"][f"{name}_{src}"]["singular_values"])
-                tt = t[: len(sv)]
+                series = rec["series"][f"{name}_{src}"]
+                sv = np.array(series["singular_values"])
+                tt = np.array(series.get("times", rec["times"]))[: len(sv)]
                 for c in range(sv.shape[1]):
                     ax.plot(tt, sv[:, c], ls, color=f"C{c}", label=f"σ{c + 1}/σ1 ({src})" if src == "ode" or c == 0 else None)
             ax.axvline(rec["t_protocol"], color="0.5", lw=0.8, ls=":")
