@@ -34,8 +34,8 @@ from ._sharding import (
     shard_ensemble,
     unpad_ensemble,
 )
-from ._solve import STATUS_MESSAGES, SolveError, Trajectory, _save_times, solve
-from ._validation import as_array, check_positive, in_trace, is_concrete
+from ._solve import STATUS_MESSAGES, SolveError, Trajectory, _check_solve_options, solve
+from ._validation import as_array, in_trace
 
 __all__ = ["solve_ensemble"]
 
@@ -166,23 +166,8 @@ def solve_ensemble(
     if size_y0 != size:
         raise ValueError(f"`y0s` must have the ensemble size E = {size} of `params` as leading axis, got {size_y0}.")
     shared = None if shared is None else _arrays(shared, "shared")
-    dtype = jax.tree_util.tree_leaves(y0s)[0].dtype
-    t0 = as_array(t0, "t0", ndim=0, dtype=dtype)
-    t1 = as_array(t1, "t1", ndim=0, dtype=dtype)
-    if is_concrete(t0) and is_concrete(t1) and float(t1) < float(t0):
-        raise ValueError(f"`t1` must be >= `t0`, got t0 = {float(t0)} and t1 = {float(t1)}.")
-    ts = _save_times(t0, t1, ts).astype(dtype)  # an array: new save times do not recompile
-    check_positive(rtol, "rtol")
-    check_positive(atol, "atol")
-    if dt0 is not None:
-        check_positive(dt0, "dt0")
-        dt0 = jnp.asarray(dt0, dtype=dtype)
-    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
-        raise ValueError(f"`max_steps` must be a positive int, got {max_steps!r}.")
-    solver = diffrax.Tsit5() if solver is None else solver
-    if not isinstance(solver, diffrax.AbstractSolver):
-        raise TypeError(f"`solver` must be a diffrax solver, got {type(solver).__name__}.")
-    adjoint = diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
+    t0, t1, ts, rtol, atol, dt0, solver, adjoint = _check_solve_options(
+        jax.tree_util.tree_leaves(y0s)[0].dtype, t0, t1, ts, rtol, atol, dt0, solver, max_steps, adjoint)
     traced = in_trace(params, y0s, shared, t0, t1, ts)
 
     mesh = None
@@ -194,7 +179,6 @@ def solve_ensemble(
     elif devices is not None:
         raise ValueError("`devices` is only used with `sharded=True`.")
 
-    rtol, atol = jnp.asarray(rtol, dtype), jnp.asarray(atol, dtype)
     if mesh is not None and not traced:  # everything else replicated over the mesh (needed across hosts)
         shared, t0, t1, ts, rtol, atol, dt0 = replicate((shared, t0, t1, ts, rtol, atol, dt0), mesh)
     traj = _ensemble_jit(make_flow, params, y0s, shared, t0, t1, ts, rtol, atol, dt0, solver, int(max_steps),

@@ -128,6 +128,28 @@ def _save_times(t0, t1, ts):
     return ts
 
 
+def _check_solve_options(dtype, t0, t1, ts, rtol, atol, dt0, solver, max_steps, adjoint):
+    """Validate and convert the options shared by `solve` and `solve_ensemble` (numbers become arrays
+    of the state's dtype, so new values do not recompile)."""
+    t0 = as_array(t0, "t0", ndim=0, dtype=dtype)
+    t1 = as_array(t1, "t1", ndim=0, dtype=dtype)
+    if is_concrete(t0) and is_concrete(t1) and float(t1) < float(t0):
+        raise ValueError(f"`t1` must be >= `t0`, got t0 = {float(t0)} and t1 = {float(t1)}.")
+    ts = _save_times(t0, t1, ts).astype(dtype)
+    check_positive(rtol, "rtol")
+    check_positive(atol, "atol")
+    if dt0 is not None:
+        check_positive(dt0, "dt0")
+        dt0 = jnp.asarray(dt0, dtype=dtype)
+    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
+        raise ValueError(f"`max_steps` must be a positive int, got {max_steps!r}.")
+    solver = diffrax.Tsit5() if solver is None else solver
+    if not isinstance(solver, diffrax.AbstractSolver):
+        raise TypeError(f"`solver` must be a diffrax solver, got {type(solver).__name__}.")
+    adjoint = diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
+    return t0, t1, ts, jnp.asarray(rtol, dtype), jnp.asarray(atol, dtype), dt0, solver, adjoint
+
+
 def solve(
     flow: AbstractFlow,
     y0,
@@ -166,28 +188,12 @@ def solve(
     if not isinstance(flow, AbstractFlow):
         raise TypeError(f"`flow` must be an ssldyn flow (AbstractFlow), got {type(flow).__name__}.")
     y0 = flow.check_initial(y0)
-    dtype = jax.tree_util.tree_leaves(y0)[0].dtype
-    t0 = as_array(t0, "t0", ndim=0, dtype=dtype)
-    t1 = as_array(t1, "t1", ndim=0, dtype=dtype)
-    if is_concrete(t0) and is_concrete(t1) and float(t1) < float(t0):
-        raise ValueError(f"`t1` must be >= `t0`, got t0 = {float(t0)} and t1 = {float(t1)}.")
-    ts = _save_times(t0, t1, ts).astype(dtype)
-    check_positive(rtol, "rtol")
-    check_positive(atol, "atol")
-    if dt0 is not None:
-        check_positive(dt0, "dt0")
-        dt0 = jnp.asarray(dt0, dtype=dtype)
-    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
-        raise ValueError(f"`max_steps` must be a positive int, got {max_steps!r}.")
-    solver = diffrax.Tsit5() if solver is None else solver
-    adjoint = diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
+    t0, t1, ts, rtol, atol, dt0, solver, adjoint = _check_solve_options(
+        jax.tree_util.tree_leaves(y0)[0].dtype, t0, t1, ts, rtol, atol, dt0, solver, max_steps, adjoint)
     # Outside any trace we check the status in Python and raise a plain SolveError; inside jit/vmap
     # the check is compiled in as an equinox runtime error.
     traced = in_trace(flow, y0, t0, t1, ts)
-    traj = _solve_jit(
-        flow, y0, t0, t1, ts, jnp.asarray(rtol, dtype), jnp.asarray(atol, dtype), dt0, solver,
-        int(max_steps), bool(throw and traced), adjoint,
-    )
+    traj = _solve_jit(flow, y0, t0, t1, ts, rtol, atol, dt0, solver, int(max_steps), bool(throw and traced), adjoint)
     if throw and not traced and not traj.ok:
         steps = int(np.max(np.asarray(traj.stats["num_steps"])))
         raise SolveError(f"solve failed after {steps} steps: {traj.message()}")
