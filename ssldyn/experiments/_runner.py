@@ -320,7 +320,7 @@ def render_report(exp: Experiment, results: dict, body: str, out: Path) -> str:
         "",
         f"- cells: {len(results['cells'])}, cell time {total:.1f} s, setup {results.get('prepare_seconds', 0):.1f} s",
         f"- device: {env['device']}; default float: {env['default_float']}; CPUs: {env['cpu_count']}",
-        f"- versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v),
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v),
         f"- configuration: `{json.dumps(results['config'])}`",
         "",
     ]
