@@ -6,6 +6,7 @@ Public names are re-exported here explicitly; modules with a leading underscore 
 
 from ._closed_form import (
     GrassmannSolution as GrassmannSolution,
+    OutputSolution as OutputSolution,
     NaiveSolution as NaiveSolution,
     PowerFlowSolution as PowerFlowSolution,
 )

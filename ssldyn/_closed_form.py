@@ -184,3 +184,187 @@ class PowerFlowSolution(eqx.Module):
         v = jnp.exp(2.0 * t * (self.mu - self.mu[0])) * self.c
         w = self.U @ (v / jnp.linalg.norm(v))
         return w[:, None] if self.column else w
+
+
+# ------------------------------------------------------------------------------------------------
+# The constrained output-space flow
+# ------------------------------------------------------------------------------------------------
+
+
+def _phi1(x):
+    """`(eˣ − 1)/x`, with its limit 1 at 0 (accurate for all x: `expm1`)."""
+    small = jnp.abs(x) < 1e-8
+    xs = jnp.where(small, 1.0, x)
+    return jnp.where(small, 1.0 + 0.5 * x, jnp.expm1(xs) / xs)
+
+
+def _phi2(x):
+    """`(eˣ − 1 − x)/x²`, with its limit 1/2 at 0 (Taylor series below |x| = 1e-2, where the
+    subtraction would cancel; the truncation error there is below 3e-15)."""
+    small = jnp.abs(x) < 1e-2
+    xs = jnp.where(small, 1.0, x)
+    series = 0.5 + x * (1 / 6 + x * (1 / 24 + x * (1 / 120 + x / 720)))
+    return jnp.where(small, series, (jnp.expm1(xs) - xs) / xs**2)
+
+
+def _log_phi1(x):
+    """`log((eˣ − 1)/x)` without overflow for large |x|."""
+    pos, neg = x > 1.0, x < -1.0
+    xp = jnp.where(pos, x, 2.0)
+    xn = jnp.where(neg, x, -2.0)
+    return jnp.where(pos, xp + jnp.log1p(-jnp.exp(-xp)) - jnp.log(xp),
+                     jnp.where(neg, jnp.log1p(-jnp.exp(xn)) - jnp.log(-xn), jnp.log(_phi1(jnp.clip(x, -1.0, 1.0)))))
+
+
+def _log_phi2(x):
+    """`log((eˣ − 1 − x)/x²)` without overflow for large x (for x ≤ 1 the function is ≤ e − 2)."""
+    pos = x > 1.0
+    xp = jnp.where(pos, x, 2.0)
+    return jnp.where(pos, xp + jnp.log1p(-(1.0 + xp) * jnp.exp(-xp)) - 2.0 * jnp.log(xp),
+                     jnp.log(_phi2(jnp.minimum(x, 1.0))))
+
+
+class OutputSolution(eqx.Module):
+    r"""Closed form of the constrained output-space flow (`OutputFlow(B, K, constrained=True)`)
+
+        dR/dt = 2 (K B R − R Rᵀ B R),    dR*/dt = 2 (K* B R − R* Rᵀ B R)   (unseen inputs),
+
+    for any `R(0)` and any PSD `K`, from one eigendecomposition; evaluated for any `t`, any initial
+    outputs and any kernel scale `c` (kernel `c K`, e.g. `c = h` for the width-h network with
+    `c_h = 1`) without refactorising.
+
+    **Derivation.** Write `R = X S` with `X' = 2 K B X`, `X(0) = R(0)`. Then `R` solves the flow iff
+    `S S ᵀ = N⁻¹` with `N(0) = I`, `N' = 4 Xᵀ B X`: differentiating, `X S'` must equal
+    `−2 X S Sᵀ XᵀBX S`, and `d(SSᵀ)/dt = −4 N⁻¹ XᵀBX N⁻¹ = d(N⁻¹)/dt`. (For a network
+    `X = Φ e^{2tΦᵀBΦ} W(0)` and `N = W(0)ᵀ e^{4tΦᵀBΦ} W(0)`: the Yan–Helmke–Moore solution of Oja's
+    flow, pushed through `R = ΦW`.) Everything is defined up to `R ↦ R Q(t)`; we return
+    `R = X N^{-1/2}`, so `R Rᵀ`, `R* Rᵀ` and every rotation-invariant quantity are exact.
+
+    With a root `K = L Lᵀ` (L (m, r)) and `Lᵀ B L = Q diag(λ) Qᵀ`, `(KB)ʲ = L (LᵀBL)^{j−1} LᵀB`, so
+    with `c₀ = Qᵀ Lᵀ B R(0)` (r, k):
+
+        X(t)  = R(0) + L Q diag(φ(λ)) c₀,                     φ(λ) = (e^{2tλ} − 1)/λ,
+        N(t)  = I + 4t R(0)ᵀ B R(0) + c₀ᵀ diag(χ(λ)) c₀,       χ(λ) = ((e^{4tλ} − 1)/λ − 4t)/λ,
+        X*(t) = R*(0) + 2 K* B (t R(0) + L Q diag(ψ(λ)) c₀),  ψ(λ) = ((e^{2tλ} − 1)/(2λ) − t)/λ
+
+    (`XᵀBX = R(0)ᵀBR(0) + c₀ᵀ diag((e^{4sλ} − 1)/λ) c₀`, integrated in s; no pseudo-inverse of K and
+    no assumption `R(0)ᵀ K⁺ R(0) = I`, so sampled infinite-width `R(0)` are covered). `R ↦ αX, N ↦ α²N`
+    leaves `X N^{-1/2}` unchanged, so all exponentials are shifted by `2tλ_max` and nothing overflows.
+    Once N is ill-conditioned (the fast modes outgrow the slow ones by ~1e4), the same quantities are
+    evaluated in graph coordinates (`X ↦ X c_top⁻¹ diag(1/φ_top)`, as in `GrassmannSolution`), which
+    is exact at any t: tested against the weight-space closed form up to t = 1e4.
+
+    The cost: one root of K (or none: pass the features, `root=Φ`) and one eigendecomposition of the
+    (r, r) matrix `LᵀBL`; each evaluation is O(m r k) — independent of the width h of the network it
+    describes. Compare `ssldyn.solve(OutputFlow(...))`, which this reproduces (see the tests).
+
+    **Arguments:**
+    - `B`: symmetric (m, m) pair matrix.
+    - `K`: symmetric PSD (m, m) kernel; or give `root` instead.
+    - `root`: (m, r) with `root @ root.T = K` (e.g. the hidden features Φ, or
+      `kernel_root(K, method="cholesky")`); computed from `K` by eigendecomposition when omitted.
+    - `K_eval`: optional (m*, m) cross kernel to unseen inputs.
+    """
+
+    B: jax.Array
+    LQ: jax.Array
+    BLQ: jax.Array
+    lam: jax.Array
+    K_eval: jax.Array | None
+
+    def __init__(self, B, K=None, *, root=None, K_eval=None):
+        from ._flows import kernel_root
+        from ._losses import check_pair_matrix
+
+        B = check_pair_matrix(B, name="B")
+        m = B.shape[0]
+        if (K is None) == (root is None):
+            raise ValueError("Give exactly one of `K` (the kernel) and `root` (L with L Lᵀ = K).")
+        if root is None:
+            root = kernel_root(check_pair_matrix(K, m, name="K"))
+        root = as_array(root, "root", ndim=2)
+        if root.shape[0] != m:
+            raise ValueError(f"`root` must have {m} rows to match `B`, got shape {tuple(root.shape)}.")
+        if K_eval is not None:
+            K_eval = as_array(K_eval, "K_eval", ndim=2)
+            if K_eval.shape[1] != m:
+                raise ValueError(f"`K_eval` must be (m_eval, {m}), got {tuple(K_eval.shape)}.")
+        B = sym(B)
+        lam, Q = jnp.linalg.eigh(sym(root.T @ B @ root))
+        self.B, self.lam, self.K_eval = B, lam, K_eval
+        self.LQ = root @ Q
+        self.BLQ = B @ self.LQ
+
+    def __call__(self, t, R0, R0_eval=None, *, scale=1.0):
+        """`R(t)` (m, k), or `(R(t), R_eval(t))` when `R0_eval` is given, for the kernel `scale · K`."""
+        t = _check_t(t)
+        check_positive(scale, "scale")
+        R0 = as_array(R0, "R0", ndim=2)
+        if R0.shape[0] != self.LQ.shape[0]:
+            raise ValueError(f"`R0` must have {self.LQ.shape[0]} rows, got shape {tuple(R0.shape)}.")
+        if R0_eval is not None:
+            if self.K_eval is None:
+                raise ValueError("`R0_eval` needs `K_eval` at construction.")
+            R0_eval = as_array(R0_eval, "R0_eval", ndim=2)
+            if R0_eval.shape != (self.K_eval.shape[0], R0.shape[1]):
+                raise ValueError(f"`R0_eval` must be {(self.K_eval.shape[0], R0.shape[1])}, got {tuple(R0_eval.shape)}.")
+        if R0.shape[1] > self.LQ.shape[1]:
+            raise ValueError(f"`R0` has k = {R0.shape[1]} columns but the kernel root has rank {self.LQ.shape[1]} < k.")
+        dtype = R0.dtype
+        scale = jnp.asarray(scale, dtype)
+        lam = scale * self.lam  # eigenvalues of (scale·L)ᵀ B L for the root √scale·L
+        # Shift every exponent by s = max(2tλ_max, 0) (the common factor α = e^{−s} cancels in X N^{-1/2}).
+        s = jnp.maximum(2.0 * t * jnp.max(lam), 0.0)
+        a = jnp.exp(-s)
+        x = 2.0 * t * lam
+        big = jnp.abs(x) > 1.0
+        lam_safe = jnp.where(big, lam, 1.0)
+        # α φ(λ), α ψ(λ), α² χ(λ); far from 0 in the shifted exponential form, near 0 by the φ-functions.
+        phi = jnp.where(big, (jnp.exp(x - s) - a) / lam_safe, 2.0 * t * _phi1(x) * a)
+        psi = jnp.where(big, (jnp.exp(x - s) - a * (1.0 + x)) / (2.0 * lam_safe**2), 2.0 * t**2 * _phi2(x) * a)
+        chi = jnp.where(big, (jnp.exp(2.0 * x - 2.0 * s) - a**2 * (1.0 + 2.0 * x)) / lam_safe**2,
+                        16.0 * t**2 * _phi2(2.0 * x) * a**2)
+        k = R0.shape[1]
+        c0 = self.BLQ.T @ R0  # Qᵀ Lᵀ B R(0); the factor √scale of the root is folded in below
+        f = scale * phi  # with the root √scale·L:  L Q φ c₀ → scale · (LQ) φ c₀, c₀ᵀ χ c₀ → scale · c₀ᵀ χ c₀
+        BR0 = self.B @ R0
+        N0 = jnp.eye(k, dtype=dtype) + 4.0 * t * (R0.T @ BR0)
+        # Plain form: X = αR0 + LQ diag(f) c₀, N = α²N0 + c₀ᵀ diag(scale χ) c₀.
+        X_p = a * R0 + self.LQ @ (f[:, None] * c0)
+        N_p = a**2 * N0 + scale * (c0.T @ (chi[:, None] * c0))
+        # Graph form (used once N is ill-conditioned): right-multiply X by T = c_top⁻¹ diag(1/f_top)
+        # (N ↦ TᵀNT), c_top the rows of c₀ of the k largest λ. The fast modes become the identity and
+        # every other entry is a ratio φ_i/φ_j, ψ_i/φ_j or χ_i/(φ_jφ_l) that stays O(1); the ratios are
+        # formed from logarithms (no shift), so modes far slower than the fastest do not underflow.
+        ls, lt = jnp.log(scale), jnp.log(t)
+        logf = ls + jnp.log(2.0) + lt + _log_phi1(x)
+        logpsi = ls + jnp.log(2.0) + 2.0 * lt + _log_phi2(x)
+        logchi = ls + jnp.log(16.0) + 2.0 * lt + _log_phi2(2.0 * x)
+        cT, cR = c0[-k:], c0[:-k]
+        lfT = logf[-k:]
+        Gd = jnp.linalg.solve(cT.T, cR.T).T  # c_rest c_top⁻¹
+        T = jnp.linalg.inv(cT) * jnp.exp(-lfT)[None, :]
+        X_g = R0 @ T + self.LQ[:, -k:] + self.LQ[:, :-k] @ (jnp.exp(logf[:-k, None] - lfT[None, :]) * Gd)
+        H = Gd * jnp.exp(0.5 * logchi[:-k, None] - lfT[None, :])
+        N_g = T.T @ N0 @ T + jnp.diag(jnp.exp(logchi[-k:] - 2.0 * lfT)) + H.T @ H
+        w_p = jnp.linalg.eigvalsh(sym(N_p))
+        use_graph = ~(w_p[0] > 1e-8 * w_p[-1])
+        X = jnp.where(use_graph, X_g, X_p)
+        w, V = jnp.linalg.eigh(sym(jnp.where(use_graph, N_g, N_p)))
+        # Both forms are exact; refuse (rather than return a spurious collapse) if even the graph form's
+        # N is numerically singular (e.g. R(0) orthogonal to a top eigen-direction of K B).
+        N_isqrt = (V / jnp.sqrt(w)[None, :]) @ V.T
+        N_isqrt = eqx.error_if(
+            N_isqrt, ~(w[0] > 1e-12 * w[-1]),
+            "OutputSolution: N(t) is numerically singular (R(0) is nearly orthogonal to a top eigen-direction "
+            "of K B, or t is extreme); integrate OutputFlow with ssldyn.solve instead.")
+        R = X @ N_isqrt
+        if R0_eval is None:
+            return R
+        # X* = αR0* + 2 scale K* B (α t R0 + scale · LQ diag(ψ) c₀), times T in the graph form.
+        Y_p = a * t * R0 + scale * (self.LQ @ (psi[:, None] * c0))
+        Y_g = t * (R0 @ T) + self.LQ[:, -k:] * jnp.exp(logpsi[-k:] - lfT)[None, :] \
+            + self.LQ[:, :-k] @ (jnp.exp(logpsi[:-k, None] - lfT[None, :]) * Gd)
+        Xe = jnp.where(use_graph, R0_eval @ T, a * R0_eval) \
+            + 2.0 * scale * (self.K_eval @ (self.B @ jnp.where(use_graph, Y_g, Y_p)))
+        return R, Xe @ N_isqrt

@@ -92,3 +92,89 @@ def test_sampled_initial_outputs_have_kernel_covariance():
     cov = draws.T @ draws / draws.shape[0]
     se = np.sqrt((np.outer(np.diag(K), np.diag(K)) + np.asarray(K) ** 2) / 40**2 / draws.shape[0])
     assert np.all(np.abs(cov - K / 40) < 5 * se)
+
+
+# ------------------------------------------------------------------------------------------------
+# OutputSolution: the closed form of the constrained output flow
+# ------------------------------------------------------------------------------------------------
+
+
+def _grams(R, R_eval):
+    return R @ R.T, R_eval @ R.T
+
+
+@pytest.mark.parametrize("h", [10, 100, 1000])
+def test_output_solution_equals_grassmann_closed_form_at_every_width_and_time(h):
+    """Independent formula: the weight-space Grassmann closed form P(t) pushed through Φ.
+    RRᵀ = Φ P Φᵀ and R*Rᵀ = Φ* P Φᵀ, from t = 0 to t = 1e4 (where N(t) is hopelessly ill-conditioned
+    in the plain form and the graph form must take over)."""
+    Phi, Phi_test, W0 = network(h)
+    S = Phi.T @ B @ Phi
+    grass = ssldyn.GrassmannSolution(S, W0)
+    K, K_eval = ssldyn.hidden_gram(Phi), ssldyn.hidden_gram(Phi, Phi_test)
+    for sol in (ssldyn.OutputSolution(B, K, K_eval=K_eval), ssldyn.OutputSolution(B, root=Phi, K_eval=K_eval)):
+        for t in (0.0, 0.3, 2.0, 40.0, 1e4):
+            P = grass.projector(t)
+            G, Ge = _grams(*sol(t, Phi @ W0, Phi_test @ W0))
+            scale = float(jnp.max(jnp.abs(Phi @ Phi.T)))
+            np.testing.assert_allclose(G, Phi @ P @ Phi.T, atol=1e-9 * scale)
+            np.testing.assert_allclose(Ge, Phi_test @ P @ Phi.T, atol=1e-9 * scale)
+
+
+def test_output_solution_matches_the_ode_off_the_constraint_manifold():
+    """Sampled infinite-width R(0) do not satisfy R(0)ᵀK⁺R(0) = I; the closed form needs no such
+    assumption. Reference: `solve(OutputFlow)` at tight tolerances, for several kernel scales."""
+    m = Z.shape[0]
+    A = jax.random.normal(jax.random.PRNGKey(7), (m + 5, m + 5))
+    K_all = A @ A.T / (m + 5)  # full rank
+    R0_all = 0.5 * jax.random.normal(jax.random.PRNGKey(8), (m + 5, 3))
+    K, K_eval = K_all[:m, :m], K_all[m:, :m]
+    sol = ssldyn.OutputSolution(B, root=ssldyn.kernel_root(K, method="cholesky", jitter=1e-14), K_eval=K_eval)
+    for scale, t in ((1.0, 0.7), (3.0, 0.7), (3.0, 2.5)):
+        flow = ssldyn.OutputFlow(B, scale * K, K_test=scale * K_eval)
+        traj = ssldyn.solve(flow, (R0_all[:m], R0_all[m:]), 0.0, t, ts=1, **TOL)
+        G_ode, Ge_ode = _grams(traj.ys[0][-1], traj.ys[1][-1])
+        G, Ge = _grams(*sol(t, R0_all[:m], R0_all[m:], scale=scale))
+        np.testing.assert_allclose(G, G_ode, atol=1e-8 * float(jnp.max(jnp.abs(G_ode))))
+        np.testing.assert_allclose(Ge, Ge_ode, atol=1e-8 * float(jnp.max(jnp.abs(G_ode))))
+
+
+def test_output_solution_vmaps_over_initial_outputs_and_scales_under_jit():
+    Phi, Phi_test, _ = network(30)
+    sol = ssldyn.OutputSolution(B, root=Phi, K_eval=ssldyn.hidden_gram(Phi, Phi_test))
+    W0s = jax.vmap(lambda kk: ssldyn.stiefel_init(kk, 30, K_OUT))(jax.random.split(jax.random.PRNGKey(4), 3))
+    scales = jnp.array([0.5, 1.0, 4.0])
+    f = jax.jit(jax.vmap(lambda W, c: sol(1.5, Phi @ W, Phi_test @ W, scale=c)))
+    R, Re = f(W0s, scales)
+    for i in range(3):
+        G, Ge = _grams(*sol(1.5, Phi @ W0s[i], Phi_test @ W0s[i], scale=float(scales[i])))
+        np.testing.assert_allclose(R[i] @ R[i].T, G, atol=1e-10)
+        np.testing.assert_allclose(Re[i] @ R[i].T, Ge, atol=1e-10)
+
+
+def test_output_solution_bad_input():
+    Phi, Phi_test, W0 = network(10)
+    K = ssldyn.hidden_gram(Phi)
+    with pytest.raises(ValueError, match="exactly one of `K`"):
+        ssldyn.OutputSolution(B, K, root=Phi)
+    with pytest.raises(ValueError, match="`root` must have"):
+        ssldyn.OutputSolution(B, root=Phi[:-1])
+    sol = ssldyn.OutputSolution(B, root=Phi)
+    with pytest.raises(ValueError, match="`R0_eval` needs `K_eval`"):
+        sol(1.0, Phi @ W0, Phi_test @ W0)
+    with pytest.raises(ValueError, match="`t` must be >= 0"):
+        sol(-1.0, Phi @ W0)
+    with pytest.raises(ValueError, match="rank 2 < k"):
+        ssldyn.OutputSolution(B, root=Phi[:, :2])(1.0, Phi @ W0[:, :2] @ jnp.ones((2, 3)))
+
+
+def test_kernel_root_cholesky_and_eigh():
+    Phi, _, _ = network(40)
+    K = ssldyn.hidden_gram(Phi)
+    for method in ("eigh", "cholesky"):
+        L = ssldyn.kernel_root(K, method=method, jitter=1e-12)
+        np.testing.assert_allclose(L @ L.T, K, atol=1e-10 * float(jnp.max(K)))
+    with pytest.raises(ValueError, match="not positive semi-definite"):
+        ssldyn.kernel_root(K - 2 * float(jnp.max(K)) * jnp.eye(K.shape[0]), method="cholesky")
+    with pytest.raises(ValueError, match="`method`"):
+        ssldyn.kernel_root(K, method="svd")
