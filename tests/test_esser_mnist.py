@@ -71,3 +71,25 @@ def test_last_layer_gd_matches_output_ode_to_first_order_at_widths_10_and_1000()
         # and the network keeps W on the Stiefel manifold
         W = res.params["W"]
         assert float(jnp.max(jnp.abs(W.T @ W - jnp.eye(3)))) < 1e-10
+
+
+def test_cells_do_not_depend_on_which_cells_ran_before():
+    """Regression: compiled functions are cached across cells, so none may close over a digit pair's
+    data (the first pair's arrays were once baked in and reused for the second). A cell run after
+    another pair's cells must give exactly what it gives in a fresh context."""
+    from ssldyn.experiments import esser_mnist as E
+
+    config = E.Config(digit_pairs=((0, 1), (4, 9)), widths=(10,), activations=("relu",), n_seeds=1, arm_b_seeds=1,
+                      n_per_class=10, k=2)
+    sweep = [c for c in E.cells(config) if c["kind"] == "sweep"]
+    ctx = E.prepare(config)
+    shared = {c["id"]: E.run_cell(config, ctx, c) for c in sweep}
+    target = sweep[-1]
+    assert target["pair"] == [4, 9]
+    fresh = E.run_cell(config, E.prepare(config), target)
+    for a, b in zip(shared[target["id"]], fresh):
+        for field in ("acc_init", "acc_network_A", "acc_network_B", "acc_ode_empirical", "acc_ode_infinite",
+                      "gram_gap_A_vs_ode", "cka_infinite_vs_ode"):
+            assert a[field] == b[field], field
+    # and the two pairs really differ (the check above is not comparing a pair with itself)
+    assert shared[sweep[0]["id"]][0]["gram_gap_infinite_vs_ode"] != shared[target["id"]][0]["gram_gap_infinite_vs_ode"]
