@@ -188,33 +188,42 @@ def _probe_fn(config, n_train):
 
 def _inf_kernel(ctx, config, pname, act, P):
     """Infinite-width prediction machinery, built once per digit pair and activation: the NNGP
-    kernel of `[Z; X_eval]`, a root `L_all` of it (for sampling R(0) of all widths and seeds), and the
-    `OutputSolution` of the constrained output flow (one eigendecomposition of `LᵀBL`, L the leading
-    block of `L_all`, which is the Cholesky factor of the training block)."""
+    kernel of the distinct inputs `[Z; X_test]` (the anchors are the training inputs of `X_eval`),
+    its Cholesky factor `L_u` (for sampling R(0) of all widths and seeds jointly), and the
+    `OutputSolution` of the constrained output flow (one eigendecomposition of `LᵀBL`, with L the
+    leading (m, m) block of `L_u`, i.e. the factor of the training block)."""
     key = (pname, act)
     if key not in ctx["kernels"]:
         t0 = time.perf_counter()
-        m = P["Z"].shape[0]
-        K_all = infinite_width_kernel(jnp.concatenate([P["Z"], P["X_eval"]]), activation=act,
-                                      order=config.kernel_order)
-        try:  # [Z; X_eval] repeats the anchors, so K_all is singular: a jittered Cholesky factor,
-            # whose leading (m, m) block is the factor of the training block
-            L_all = kernel_root(K_all, method="cholesky", jitter=1e-10)
-            sol = OutputSolution(P["B"], root=L_all[:m, :m], K_eval=K_all[m:, :m])
+        Z, X_eval, n, m = P["Z"], P["X_eval"], P["n"], P["Z"].shape[0]
+        if np.array_equal(np.asarray(X_eval[:n]), np.asarray(Z[:n])):  # anchors = training inputs
+            inputs = jnp.concatenate([Z, X_eval[n:]])
+            eval_rows = jnp.concatenate([jnp.arange(n), m + jnp.arange(X_eval.shape[0] - n)])
+        else:
+            inputs = jnp.concatenate([Z, X_eval])
+            eval_rows = m + jnp.arange(X_eval.shape[0])
+        K_u = infinite_width_kernel(inputs, activation=act, order=config.kernel_order)
+        K_eval = K_u[eval_rows, :m]
+        try:  # jitter 1e-10 (relative): robust to near-duplicate inputs at a negligible perturbation
+            L_u = kernel_root(K_u, method="cholesky", jitter=1e-10)
+            sol = OutputSolution(P["B"], root=L_u[:m, :m], K_eval=K_eval)
         except ValueError:  # not PSD to within the jitter: exact eigendecomposition roots (slower)
-            L_all = kernel_root(K_all)
-            sol = OutputSolution(P["B"], K_all[:m, :m], K_eval=K_all[m:, :m])
+            L_u = kernel_root(K_u)
+            sol = OutputSolution(P["B"], K_u[:m, :m], K_eval=K_eval)
         jax.block_until_ready(sol)
-        ctx["kernels"][key] = (sol, L_all, time.perf_counter() - t0)
+        ctx["kernels"][key] = ((sol, L_u, eval_rows), time.perf_counter() - t0)
     return ctx["kernels"][key]
 
 
-def _infinite_width_predictions(sol, L_all, keys, h, scale, *, m, k, t1):
-    """Closed-form infinite-width predictions for all seeds: columns of `[R0; R0_eval]` ~ N(0, K_∞)
-    scaled as the width-h network (`sample_initial_outputs`), evolved with kernel `scale · K_∞`."""
+def _infinite_width_predictions(machinery, keys, h, scale, *, m, k, t1):
+    """Closed-form infinite-width predictions for all seeds: the columns of the initial outputs of
+    all distinct inputs are N(0, K_∞)-distributed, scaled as for the width-h network
+    (`sample_initial_outputs`), and evolved with kernel `scale · K_∞`."""
+    sol, L_u, eval_rows = machinery
+
     def one(kk):
-        R0_all = sample_initial_outputs(kk, None, k, width=h, root=jnp.sqrt(scale) * L_all)
-        return sol(t1, R0_all[:m], R0_all[m:], scale=scale)[1]
+        R0_u = sample_initial_outputs(kk, None, k, width=h, root=jnp.sqrt(scale) * L_u)
+        return sol(t1, R0_u[:m], R0_u[eval_rows], scale=scale)[1]
 
     return jax.vmap(one)(keys)
 
@@ -253,10 +262,10 @@ def run_cell(config: Config, ctx: dict, cell: dict) -> list[dict]:
     (_, R_ode), cO, tO = _timed(ctx, "ode", ode, P["B"], K, Ke, R0, R0e)
 
     # Infinite width: closed form of the same ODE with kernel scale·K_∞ (scale = h c_h²), shared machinery.
-    sol, L_all, t_kinf = _inf_kernel(ctx, config, pname, act, P)
+    machinery, t_kinf = _inf_kernel(ctx, config, pname, act, P)
     scale = jnp.asarray(h * (1.0 if config.feature_scale == "1" else 1.0 / h), jnp.float64)
     R_inf, cI, tI = _timed(ctx, "inf", functools.partial(_infinite_width_predictions, m=m, k=k, t1=config.t_end),
-                           sol, L_all, jax.random.split(keys[S], S), jnp.asarray(float(h)), scale)
+                           machinery, jax.random.split(keys[S], S), jnp.asarray(float(h)), scale)
 
     yt, ye = P["y_train"], P["y_test"]
 
