@@ -35,6 +35,20 @@ def _hyper(value, name: str, *, allow_zero: bool = True) -> jax.Array:
     return jnp.asarray(value, dtype=jnp.result_type(float))
 
 
+def _eigen_operator(S, eigenbasis: bool) -> tuple[jax.Array | None, jax.Array | None, jax.Array | None]:
+    """Storage `(S, mu, U)` of a symmetric operator for a flow that may run in its eigenbasis.
+
+    With `eigenbasis`, `S = U diag(mu) Uᵀ` is decomposed once (`jnp.linalg.eigh`) and `S` itself is
+    dropped: `(None, mu, U)`; the flow's state is then `W̃ = UᵀW` and `S W` becomes `mu ⊙ W̃`.
+    Otherwise `(S, None, None)`. `S` must already be symmetrised. Shared by `QuadraticFlow` and
+    `LowRankOutputFlow`.
+    """
+    if eigenbasis:
+        mu, U = jnp.linalg.eigh(S)
+        return None, mu, U
+    return S, None, None
+
+
 class AbstractFlow(eqx.Module):
     """A vector field `dy/dt = vector_field(t, y)` with a loss and an initial-condition check.
 
@@ -99,14 +113,9 @@ class QuadraticFlow(AbstractFlow):
     def __init__(self, S, *, manifold="grassmann", weight_decay=0.0, eigenbasis: bool = False):
         S = as_array(S, "S", ndim=2)
         check_symmetric(S, "S")
-        S = sym(S)
         self.weight_decay = _hyper(weight_decay, "weight_decay")
         self.manifold_ = get_manifold(manifold)
-        if eigenbasis:
-            mu, U = jnp.linalg.eigh(S)
-            self.S, self.mu, self.U = None, mu, U
-        else:
-            self.S, self.mu, self.U = S, None, None
+        self.S, self.mu, self.U = _eigen_operator(sym(S), eigenbasis)
 
     @property
     def manifold(self) -> AbstractManifold:

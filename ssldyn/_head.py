@@ -55,6 +55,7 @@ import numpy as np
 import optax
 
 from ._flows import AbstractFlow, _hyper
+from ._scan import scan_with_saves
 from ._validation import as_array, check_positive, is_concrete
 
 __all__ = [
@@ -452,7 +453,8 @@ def train_head_sgd(key, W0, *, model: HeadData, lr, n_steps: int, batch_size: in
         raise ValueError(f"`e0` must have shape {W0.shape[:-2] + (2,)}, got {tuple(e0.shape)}.")
     lr = jnp.asarray(lr, W0.dtype)
     rho = jnp.asarray(lr_ratio, W0.dtype)
-    static = dict(n_steps=int(n_steps), batch_size=int(batch_size), save_every=save_every,
+    static = dict(n_steps=int(n_steps), batch_size=int(batch_size),
+                  save_every=None if save_every is None else int(save_every),
                   stop_gradient=bool(stop_gradient))
     if W0.ndim == 2:
         return _train_head(key, W0, e0, model, lr, rho, **static)
@@ -482,26 +484,14 @@ def _train_head_impl(key, W0, e0, model, lr, rho, *, n_steps, batch_size, save_e
         X1, X2, _ = _sample(skey, model, batch_size)
         grads = jax.grad(lambda p: head_network_loss(p["W"], p["e"], X1, X2, stop_gradient=stop_gradient))(params)
         updates, opt_state = opt.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), None
+        return optax.apply_updates(params, updates), opt_state
 
     def out(carry):
         return carry[0]["W"], carry[0]["e"]
 
     keys = jax.random.split(key, n_steps)
-    if save_every is None:
-        carry, _ = jax.lax.scan(step, carry0, keys)
-        return out(carry)
-    n_blocks = n_steps // save_every
-
-    def block(carry, bkeys):
-        carry, _ = jax.lax.scan(step, carry, bkeys)
-        return carry, out(carry)
-
-    head = keys[: n_blocks * save_every]
-    carry, saved = jax.lax.scan(block, carry0, head.reshape((n_blocks, save_every) + head.shape[1:]))
-    if n_steps % save_every:  # (a zero-length scan would still compile the step a second time)
-        carry, _ = jax.lax.scan(step, carry, keys[n_blocks * save_every:])
-    return out(carry), saved
+    carry, saved = scan_with_saves(step, carry0, n_steps, save_every, out, xs=keys)
+    return out(carry) if save_every is None else (out(carry), saved)
 
 
 def head_alignment(state: HeadState) -> jax.Array:

@@ -63,7 +63,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._flows import AbstractFlow
+from ._flows import AbstractFlow, _eigen_operator
 from ._losses import check_pair_matrix
 from ._solve import solve
 from ._stats import LOSS_KINDS, sym
@@ -386,12 +386,7 @@ class LowRankOutputFlow(AbstractFlow):
         self.n_train = int(n_train)
         self.constrained = bool(constrained)
         self.weight_decay = jnp.asarray(weight_decay, dtype=F.dtype)
-        S = sym(S)
-        if eigenbasis:
-            mu, U = jnp.linalg.eigh(S)
-            self.S, self.mu, self.U = None, mu, U
-        else:
-            self.S, self.mu, self.U = S, None, None
+        self.S, self.mu, self.U = _eigen_operator(sym(S), eigenbasis)
 
     @property
     def rank(self) -> int:

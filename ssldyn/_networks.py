@@ -33,6 +33,7 @@ import optax
 
 from ._kernels import get_activation
 from ._manifolds import Stiefel, stiefel_init
+from ._scan import scan_with_saves
 from ._validation import as_array, check_positive, check_rank_k
 
 TRAIN_MODES = ("last", "all")
@@ -201,7 +202,7 @@ def _train(spec, params, Z, B, lr, weight_decay, X_eval, *, n_steps, train, cons
             g_inner = {k: grads[k] for k in inner}
             updates, s = opt.update(g_inner, s, {k: p[k] for k in inner})
             new.update(optax.apply_updates({k: p[k] for k in inner}, updates))
-        return (new, s), None
+        return new, s
 
     if train == "last":
         # V frozen: precompute the features once; the step only touches W.
@@ -210,36 +211,20 @@ def _train(spec, params, Z, B, lr, weight_decay, X_eval, *, n_steps, train, cons
         def step_last(W, _):
             G = -2.0 * Phi.T @ (B @ (Phi @ W)) + weight_decay * W
             if constrained:
-                W = manifold.retract(W, -lr * manifold.project(W, G))
-            else:
-                W = W - lr * G
-            return W, None
-
-        def run(W, length):
-            return jax.lax.scan(step_last, W, None, length=length)[0]
+                return manifold.retract(W, -lr * manifold.project(W, G))
+            return W - lr * G
 
         def rebuild(W):
             return {**params, "W": W}
 
-        state = params["W"]
+        update, state = step_last, params["W"]
     else:
-
-        def run(st, length):
-            return jax.lax.scan(step, st, None, length=length)[0]
 
         def rebuild(st):
             return st[0]
 
-        state = (params, opt_state)
+        update, state = step, (params, opt_state)
 
-    if save_every is None:
-        return TrainResult(rebuild(run(state, n_steps)), None)
-
-    def block(st, _):
-        st = run(st, save_every)
-        return st, network_apply(spec, rebuild(st), X_eval)
-
-    state, saved = jax.lax.scan(block, state, None, length=n_steps // save_every)
-    if n_steps % save_every:
-        state = run(state, n_steps % save_every)
+    state, saved = scan_with_saves(update, state, n_steps, save_every,
+                                   lambda st: network_apply(spec, rebuild(st), X_eval))
     return TrainResult(rebuild(state), saved)

@@ -88,6 +88,7 @@ import numpy as np
 import optax
 
 from ._flows import AbstractFlow, _hyper
+from ._scan import scan_with_saves
 from ._solve import solve
 from ._stats import ViewStats, sym
 from ._validation import as_array, check_positive, check_symmetric, is_concrete
@@ -1000,7 +1001,7 @@ def train_linear_byol(key, state0: BYOLState, *, lam, lam_aug, lr, n_steps: int,
               eps=jnp.asarray(eps, dt), mu=jnp.asarray(fhat_momentum, dt), byol=_flag(loss == "byol").astype(dt),
               normalized=_flag(normalize).astype(dt), outputs=_flag(correlation == "outputs").astype(dt))
     static = dict(n_steps=int(n_steps), batch_size=int(batch_size), closed=predictor == "closed_form",
-                  save_every=save_every)
+                  save_every=None if save_every is None else int(save_every))
     return _train_linear_byol(key, (W0, Wp0, Wa0), lam, lam_aug, hp, **static)
 
 
@@ -1052,7 +1053,7 @@ def _train_linear_byol(key, state0, lam, lam_aug, hp, *, n_steps, batch_size, cl
         if closed:
             params = {"W": params["W"], "Wp": Wp_fixed}
         Wa = jnp.where(simsiam, params["W"], m * Wa + (1.0 - m) * params["W"])
-        return (params, opt_state, Wa, Fhat), None
+        return params, opt_state, Wa, Fhat
 
     def out(carry):
         params, _, Wa, _ = carry
@@ -1066,17 +1067,5 @@ def _train_linear_byol(key, state0, lam, lam_aug, hp, *, n_steps, batch_size, cl
         F0 = jnp.zeros((W0.shape[0], W0.shape[0]), W0.dtype)
     carry = (params0, opt_state0, Wa0, F0)
     keys = jax.random.split(key, n_steps)
-    if save_every is None:
-        carry, _ = jax.lax.scan(step, carry, keys)
-        return out(carry)
-    n_blocks = n_steps // save_every
-
-    def block(carry, bkeys):
-        carry, _ = jax.lax.scan(step, carry, bkeys)
-        return carry, out(carry)
-
-    head = keys[: n_blocks * save_every]
-    carry, saved = jax.lax.scan(block, carry, head.reshape((n_blocks, save_every) + head.shape[1:]))
-    if n_steps % save_every:  # (a zero-length scan would still compile the step a second time)
-        carry, _ = jax.lax.scan(step, carry, keys[n_blocks * save_every:])
-    return out(carry), saved
+    carry, saved = scan_with_saves(step, carry, n_steps, save_every, out, xs=keys)
+    return out(carry) if save_every is None else (out(carry), saved)

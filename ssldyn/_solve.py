@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._flows import AbstractFlow
+from ._scan import scan_with_saves
 from ._validation import as_array, check_positive, in_trace, is_concrete
 
 STATUS_MESSAGES = (
@@ -230,20 +231,8 @@ def _simulate_gd_jit(flow, y0, lr, n_steps, save_every):
     def step(y, _):
         step_ = jax.tree_util.tree_map(lambda a: lr * a, flow.vector_field(None, y))
         if manifold is None:
-            y = jax.tree_util.tree_map(jnp.add, y, step_)
-        else:
-            y = manifold.retract(y, step_)
-        return y, None
+            return jax.tree_util.tree_map(jnp.add, y, step_)
+        return manifold.retract(y, step_)
 
-    if save_every is None:
-        y, _ = jax.lax.scan(step, y0, None, length=n_steps)
-        return flow.from_internal(y)
-
-    def block(y, _):
-        y, _ = jax.lax.scan(step, y, None, length=save_every)
-        return y, flow.from_internal(y)
-
-    y, saved = jax.lax.scan(block, y0, None, length=n_steps // save_every)
-    if n_steps % save_every:
-        y, _ = jax.lax.scan(step, y, None, length=n_steps % save_every)
-    return flow.from_internal(y), saved
+    y, saved = scan_with_saves(step, y0, n_steps, save_every, flow.from_internal)
+    return flow.from_internal(y) if save_every is None else (flow.from_internal(y), saved)

@@ -86,7 +86,7 @@ def translate(X: Float[Array, "*n d"], shift) -> Float[Array, "*n d"]:
     """
     X, single = _batch(X)
     n, d = X.shape
-    s = _side(d)
+    _side(d)  # raises unless d is a perfect square (the kernel recomputes the side)
     shift = jnp.asarray(shift)
     if is_concrete(shift) and not jnp.issubdtype(shift.dtype, jnp.integer):
         raise TypeError(f"`shift` must hold integers (whole pixels), got dtype {shift.dtype}.")
@@ -129,7 +129,7 @@ def rotate(X: Float[Array, "*n d"], degrees) -> Float[Array, "*n d"]:
     """
     X, single = _batch(X)
     n, d = X.shape
-    s = _side(d)
+    _side(d)  # raises unless d is a perfect square (the kernel recomputes the side)
     deg = jnp.asarray(degrees, dtype=X.dtype)
     if deg.shape not in ((), (n,)):
         raise ValueError(f"`degrees` must be a scalar or have shape ({n},), got {tuple(deg.shape)}.")

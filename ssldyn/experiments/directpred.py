@@ -440,7 +440,7 @@ def finalize(config, context, records, out_dir):
             r0 = nets[0]
             t = np.asarray(r0["t"])
             so, sn = np.asarray(r0["s_ode"]), np.asarray(r0["s_net"])
-            po, pn = np.asarray(r0["p_ode"]), np.asarray(r0["p_net"])
+            po = np.asarray(r0["p_ode"])
             for j in range(so.shape[1]):
                 ax.plot(t, so[:, j], color=f"C{j}", lw=2, label="eig W Wᵀ (ODE)" if j == 0 else None)
                 ax.plot(t, sn[:, j], color=f"C{j}", ls="--", lw=1, label="network (SGD)" if j == 0 else None)

@@ -394,7 +394,6 @@ def finalize(config, context, records, out_dir):
     nohead_all = [r for r in ode if r["arm"] == "nohead"] + [r for r in rand_nohead if r["both_prefer_v1"]] + \
         [r for r in sgd if r["arm"] == "nohead"]
     n_d = sum(r["distinct"] for r in head0)
-    other_inits = [r for r in ode if r["arm"] == "head" and r["init"] != 0]
     rand_head = [r for r in rand if r["arm"] == "head"]
     rand_cond = [r for r in rand_head if r["both_prefer_v1"]]
     head_all = [r for r in ode if r["arm"] == "head"]
