@@ -112,27 +112,33 @@ def time_compiled(compiled: Callable, *args, repeats: int = 5, budget_s: float |
     return Timing(compile_s=compile_s, run_s=min(runs), runs_s=runs, out=out)
 
 
-def time_interleaved(jobs: dict, repeats: int = 5, budget_s: float | None = None) -> dict[str, Timing]:
-    """Time several alternatives fairly on a shared, noisy machine.
+def run_interleaved(jobs: dict, repeats: int = 5, budget_s: float | None = None) -> dict[str, Timing]:
+    """Time already compiled callables fairly on a shared, noisy machine.
 
-    `jobs`: `{name: (fn, args)}`. Every function is compiled first (timed), then the runs are
-    interleaved, round `r` running each alternative once, so a burst of load from other processes
-    hits all alternatives alike; the best run of each is reported. `budget_s` stops a job's repeats
-    once its own runs took longer than that (it always runs at least once).
+    `jobs`: `{name: (compiled, args, compile_s)}`. The runs are interleaved, round `r` running each
+    alternative once, so a burst of load from other processes hits all alternatives alike; the best
+    run of each is reported. `budget_s` stops a job's repeats once its own runs took longer than that
+    (it always runs at least once).
     """
-    compiled = {}
-    for name, (fn, args) in jobs.items():
-        compiled[name] = (*compile_jit(fn, *args), jax.block_until_ready(args))
-    runs = {name: [] for name in jobs}
-    outs = {}
+    jobs = {name: (c, jax.block_until_ready(a), cs) for name, (c, a, cs) in jobs.items()}
+    runs, outs = {name: [] for name in jobs}, {}
     for _ in range(max(1, repeats)):
-        for name, (c, _, args) in compiled.items():
+        for name, (c, a, _) in jobs.items():
             if runs[name] and budget_s is not None and sum(runs[name]) > budget_s:
                 continue
-            outs[name], dt = _run_once(c, args)
+            outs[name], dt = _run_once(c, a)
             runs[name].append(dt)
-    return {name: Timing(compile_s=compiled[name][1], run_s=min(runs[name]), runs_s=runs[name], out=outs[name])
+    return {name: Timing(compile_s=jobs[name][2], run_s=min(runs[name]), runs_s=runs[name], out=outs[name])
             for name in jobs}
+
+
+def time_interleaved(jobs: dict, repeats: int = 5, budget_s: float | None = None) -> dict[str, Timing]:
+    """`run_interleaved` for `jobs = {name: (fn, args)}`: each function is compiled first (timed)."""
+    compiled = {}
+    for name, (fn, args) in jobs.items():
+        c, compile_s = compile_jit(fn, *args)
+        compiled[name] = (c, args, compile_s)
+    return run_interleaved(compiled, repeats=repeats, budget_s=budget_s)
 
 
 def time_python(fn: Callable, *args, repeats: int = 5) -> Timing:

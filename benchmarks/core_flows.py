@@ -85,23 +85,6 @@ def make_problem(args, dtype):
     return jax.block_until_ready((S, W0))
 
 
-def run_interleaved(jobs: dict, repeats: int, budget_s: float | None = None) -> dict:
-    """Time already compiled callables, interleaved: `jobs = {name: (compiled, args, compile_s)}`.
-
-    Round r runs each job once (a job stops once its runs took `budget_s`); the best run is reported.
-    """
-    jobs = {name: (c, jax.block_until_ready(a), cs) for name, (c, a, cs) in jobs.items()}
-    runs, outs = {name: [] for name in jobs}, {}
-    for _ in range(max(1, repeats)):
-        for name, (c, a, _) in jobs.items():
-            if runs[name] and budget_s is not None and sum(runs[name]) > budget_s:
-                continue
-            outs[name], dt = C._run_once(c, a)
-            runs[name].append(dt)
-    return {name: C.Timing(compile_s=jobs[name][2], run_s=min(runs[name]), runs_s=runs[name], out=outs[name])
-            for name in jobs}
-
-
 def cost_at(points, target):
     """Cost to reach error <= target on a work-precision curve `[(cost, err), ...]` by log-log
     interpolation between the measured points that bracket it; None if no point reaches it."""
@@ -194,7 +177,7 @@ def main():
         jobs[f"gd_eig_{N}"] = (comp[f"gd_eig_{N}"][0], (flow_eig, W0, lr), comp[f"gd_eig_{N}"][1])
         if N in gd_dense_steps:
             jobs[f"gd_dense_{N}"] = (comp[f"gd_dense_{N}"][0], (flow_dense, W0, lr), comp[f"gd_dense_{N}"][1])
-    t2 = run_interleaved(jobs, R, budget_s=args.budget)
+    t2 = C.run_interleaved(jobs, R, budget_s=args.budget)
 
     P_cf = np.asarray(t2["cf_proj"]["out"], np.float64)
 

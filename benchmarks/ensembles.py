@@ -112,20 +112,6 @@ def ensemble_fn(sharded: bool, shared_kernel: bool = False):
     return f
 
 
-def run_interleaved(jobs: dict, repeats: int, budget_s: float | None = None) -> dict:
-    """Time already compiled callables, interleaved: `jobs = {name: (compiled, args, compile_s)}`."""
-    jobs = {name: (c, jax.block_until_ready(a), cs) for name, (c, a, cs) in jobs.items()}
-    runs, outs = {name: [] for name in jobs}, {}
-    for _ in range(max(1, repeats)):
-        for name, (c, a, _) in jobs.items():
-            if runs[name] and budget_s is not None and sum(runs[name]) > budget_s:
-                continue
-            outs[name], dt = C._run_once(c, a)
-            runs[name].append(dt)
-    return {name: C.Timing(compile_s=jobs[name][2], run_s=min(runs[name]), runs_s=runs[name], out=outs[name])
-            for name in jobs}
-
-
 def measure(args, variants: tuple[str, ...]) -> list[dict]:
     """Throughput of `solve_ensemble` for every size and variant ("one_device", "sharded")."""
     import ssldyn
@@ -154,7 +140,7 @@ def measure(args, variants: tuple[str, ...]) -> list[dict]:
                 a = (params, y0s, sh, *tol)
             c, cs = C.compile_jit(ensemble_fn(v == "sharded"), *a)
             jobs[v] = (c, a, cs)
-        t = run_interleaved(jobs, args.repeats, budget_s=args.budget)
+        t = C.run_interleaved(jobs, args.repeats, budget_s=args.budget)
         for v, tm in t.items():
             _, steps, status = tm["out"]
             steps, status = np.asarray(steps), np.asarray(status)

@@ -62,23 +62,6 @@ def parse_args():
     return args
 
 
-def run_interleaved(jobs: dict, repeats: int, budget_s: float | None = None) -> dict:
-    """Time already compiled callables, interleaved: `jobs = {name: (compiled, args, compile_s)}`.
-
-    Round r runs each job once (a job stops once its runs took `budget_s`); the best run is reported.
-    """
-    jobs = {name: (c, jax.block_until_ready(a), cs) for name, (c, a, cs) in jobs.items()}
-    runs, outs = {name: [] for name in jobs}, {}
-    for _ in range(max(1, repeats)):
-        for name, (c, a, _) in jobs.items():
-            if runs[name] and budget_s is not None and sum(runs[name]) > budget_s:
-                continue
-            outs[name], dt = C._run_once(c, a)
-            runs[name].append(dt)
-    return {name: C.Timing(compile_s=jobs[name][2], run_s=min(runs[name]), runs_s=runs[name], out=outs[name])
-            for name in jobs}
-
-
 def make_data(n: int, k_max: int, seed: int):
     """B, K_∞ and L z (the unscaled initial outputs) for n anchors; NumPy/closed-form set-up, untimed."""
     import ssldyn
@@ -152,7 +135,7 @@ def main():
             first.add((n, k))
             jobs[name] = (c, (B, K, r0s * Lz[:, :k], jnp.asarray(float(ks)), *tol), cs if new else 0.0)
             jobs[name + "/rhs"] = (cr, (ssldyn.OutputFlow(B, ks * K), r0s * Lz[:, :k]), crs if new else 0.0)
-        return run_interleaved(jobs, R, budget_s=args.budget)
+        return C.run_interleaved(jobs, R, budget_s=args.budget)
 
     results = []
 
