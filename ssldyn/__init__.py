@@ -17,9 +17,6 @@ from ._compare import (
     infinite_width_setup as infinite_width_setup,
     predict_outputs as predict_outputs,
 )
-from ._ensemble import (
-    solve_ensemble as solve_ensemble,
-)
 from ._flows import (
     AbstractFlow as AbstractFlow,
     GradientFlow as GradientFlow,
@@ -29,27 +26,8 @@ from ._flows import (
     naive_flow as naive_flow,
     ntk_flow as ntk_flow,
     output_flow as output_flow,
-    kernel_root as kernel_root,
     sample_initial_outputs as sample_initial_outputs,
     sphere_flow as sphere_flow,
-)
-from ._head import (
-    HeadData as HeadData,
-    HeadFlow as HeadFlow,
-    HeadPhases as HeadPhases,
-    HeadState as HeadState,
-    HeadWeightFlow as HeadWeightFlow,
-    controlled_head_init as controlled_head_init,
-    head_alignment as head_alignment,
-    head_encoder as head_encoder,
-    head_moments as head_moments,
-    head_network_loss as head_network_loss,
-    head_objective as head_objective,
-    head_phase_metrics as head_phase_metrics,
-    head_state_from_weights as head_state_from_weights,
-    random_head_init as random_head_init,
-    sample_head_views as sample_head_views,
-    train_head_sgd as train_head_sgd,
 )
 from ._kernels import (
     conjugate_kernel as conjugate_kernel,
@@ -63,18 +41,6 @@ from ._kernels import (
     quadrature_kernel as quadrature_kernel,
     random_features as random_features,
     relu_kernel as relu_kernel,
-)
-from ._lowrank import (
-    FactoredOutputFlow as FactoredOutputFlow,
-    LowRankOutputFlow as LowRankOutputFlow,
-    eigen_factor as eigen_factor,
-    factored_output_flow as factored_output_flow,
-    lowrank_output_flow as lowrank_output_flow,
-    lowrank_predict as lowrank_predict,
-    nystrom_factor as nystrom_factor,
-    pair_apply as pair_apply,
-    pair_gram as pair_gram,
-    residual_diagonal as residual_diagonal,
 )
 from ._losses import (
     barlow_twins_loss as barlow_twins_loss,
@@ -115,86 +81,24 @@ from ._metrics import (
 )
 from ._networks import (
     NetworkSpec as NetworkSpec,
-    TrainResult as TrainResult,
     init_network as init_network,
     network_apply as network_apply,
     network_features as network_features,
     train_network as train_network,
 )
-from ._predictor import (
-    BYOLState as BYOLState,
-    ClosedFormPredictorFlow as ClosedFormPredictorFlow,
-    LinearBYOLFlow as LinearBYOLFlow,
-    ModeState as ModeState,
-    PhasePortrait as PhasePortrait,
-    PredictorModeFlow as PredictorModeFlow,
-    TianFixedPoints as TianFixedPoints,
-    TianModeFlow as TianModeFlow,
-    aligned_byol_state as aligned_byol_state,
-    byol_mode_coordinates as byol_mode_coordinates,
-    byol_mode_solution as byol_mode_solution,
-    byol_mode_time as byol_mode_time,
-    closed_form_predictor as closed_form_predictor,
-    euclidean_byol_loss as euclidean_byol_loss,
-    gaussian_view_stats as gaussian_view_stats,
-    gaussian_views as gaussian_views,
-    isoloss as isoloss,
-    isoloss_mode_solution as isoloss_mode_solution,
-    linear_byol_flow as linear_byol_flow,
-    linear_byol_loss as linear_byol_loss,
-    mode_jacobian as mode_jacobian,
-    tian_fixed_points as tian_fixed_points,
-    tian_invariant as tian_invariant,
-    tian_phase_portrait as tian_phase_portrait,
-    train_linear_byol as train_linear_byol,
-)
-from ._sharding import (
-    ensemble_mesh as ensemble_mesh,
-    gather_to_host as gather_to_host,
-    initialize_distributed as initialize_distributed,
-    pad_ensemble as pad_ensemble,
-    replicate as replicate,
-    shard_ensemble as shard_ensemble,
-    shard_output_flow as shard_output_flow,
-    shard_rows as shard_rows,
-    unpad_ensemble as unpad_ensemble,
-)
 from ._solve import (
-    SolveError as SolveError,
-    Trajectory as Trajectory,
     simulate_gd as simulate_gd,
     solve as solve,
 )
-from ._sparse import (
-    AUGMENTATIONS as SPARSE_AUGMENTATIONS,
-    LinearRates as LinearRates,
-    QuenchedFlow as QuenchedFlow,
-    SGDResult as SparseSGDResult,
-    SparseCoding as SparseCoding,
-    atom_alignment as atom_alignment,
-    atoms_covered as atoms_covered,
-    bias_schedule as bias_schedule,
-    brelu as brelu,
-    code_probe as code_probe,
-    cubic_correction as cubic_correction,
-    feature_decoupling as feature_decoupling,
-    info_nce_vector_field as info_nce_vector_field,
-    init_neurons as sparse_init_neurons,
-    linearised_flow as linearised_flow,
-    linearised_rates as linearised_rates,
-    linearised_solution as linearised_solution,
-    make_views as sparse_make_views,
-    neuron_bias as neuron_bias,
-    quenched_flow as quenched_flow,
-    simulate_quenched_gd as simulate_quenched_gd,
-    single_atom_alignment as single_atom_alignment,
-    span_energy as span_energy,
-    sparse_features as sparse_features,
-    sparse_metrics as sparse_metrics,
-    sparse_view_stats as sparse_view_stats,
-    train_sgd as sparse_train_sgd,
-    view_noise_scale as view_noise_scale,
-    wen_li_info_nce as wen_li_info_nce,
+from ._solution import (
+    AbstractSolution as AbstractSolution,
+    SolveError as SolveError,
+    Status as Status,
+    Trajectory as Trajectory,
+)
+from ._linalg import (
+    kernel_root as kernel_root,
+    sym as sym,
 )
 from ._stats import (
     ViewStats as ViewStats,
@@ -202,10 +106,80 @@ from ._stats import (
     pair_matrix as pair_matrix,
     population_view_stats as population_view_stats,
     stack_views as stack_views,
-    sym as sym,
     view_stats as view_stats,
 )
+from ._training import (
+    TrainResult as TrainResult,
+    fast_key as fast_key,
+    run_steps as run_steps,
+)
+from .scaling import (
+    FactoredOutputFlow as FactoredOutputFlow,
+    LowRankOutputFlow as LowRankOutputFlow,
+    eigen_factor as eigen_factor,
+    ensemble_mesh as ensemble_mesh,
+    factored_output_flow as factored_output_flow,
+    gather_to_host as gather_to_host,
+    initialize_distributed as initialize_distributed,
+    lowrank_output_flow as lowrank_output_flow,
+    lowrank_predict as lowrank_predict,
+    nystrom_factor as nystrom_factor,
+    pad_ensemble as pad_ensemble,
+    pair_apply as pair_apply,
+    pair_gram as pair_gram,
+    replicate as replicate,
+    residual_diagonal as residual_diagonal,
+    shard_ensemble as shard_ensemble,
+    shard_output_flow as shard_output_flow,
+    shard_rows as shard_rows,
+    solve_ensemble as solve_ensemble,
+    unpad_ensemble as unpad_ensemble,
+)
 
+from . import byol as byol
 from . import data as data
+from . import head as head
+from . import scaling as scaling
+from . import sparse as sparse
 
 __version__ = "0.1.0"
+
+# Paper families live in sub-packages (`ssldyn.sparse`, `ssldyn.byol`, `ssldyn.head`). Their names
+# were once re-exported here, some with a prefix; they still resolve, with a DeprecationWarning.
+_MOVED = {
+    **{name: ("head", name) for name in (
+        "HeadData", "HeadFlow", "HeadPhases", "HeadState", "HeadWeightFlow", "controlled_head_init",
+        "head_alignment", "head_encoder", "head_moments", "head_network_loss", "head_objective",
+        "head_phase_metrics", "head_state_from_weights", "random_head_init", "sample_head_views",
+        "train_head_sgd")},
+    **{name: ("byol", name) for name in (
+        "BYOLState", "ClosedFormPredictorFlow", "LinearBYOLFlow", "ModeState", "PhasePortrait",
+        "PredictorModeFlow", "TianFixedPoints", "TianModeFlow", "aligned_byol_state", "byol_mode_coordinates",
+        "byol_mode_solution", "byol_mode_time", "closed_form_predictor", "euclidean_byol_loss",
+        "gaussian_view_stats", "gaussian_views", "isoloss", "isoloss_mode_solution", "linear_byol_flow",
+        "linear_byol_loss", "mode_jacobian", "tian_fixed_points", "tian_invariant", "tian_phase_portrait",
+        "train_linear_byol")},
+    **{name: ("sparse", name) for name in (
+        "LinearRates", "QuenchedFlow", "SparseCoding", "atom_alignment", "atoms_covered", "bias_schedule",
+        "brelu", "code_probe", "cubic_correction", "feature_decoupling", "info_nce_vector_field",
+        "linearised_flow", "linearised_rates", "linearised_solution", "neuron_bias", "quenched_flow",
+        "single_atom_alignment", "span_energy", "sparse_features", "sparse_metrics", "sparse_view_stats",
+        "view_noise_scale", "wen_li_info_nce")},
+    "SPARSE_AUGMENTATIONS": ("sparse", "AUGMENTATIONS"),
+    "SparseSGDResult": ("sparse", "SGDResult"),
+    "sparse_init_neurons": ("sparse", "init_neurons"),
+    "sparse_make_views": ("sparse", "make_views"),
+    "sparse_train_sgd": ("sparse", "train_sgd"),
+}
+
+
+def __getattr__(name: str):
+    if name in _MOVED:
+        import importlib
+        import warnings
+
+        package, new = _MOVED[name]
+        warnings.warn(f"`ssldyn.{name}` moved to `ssldyn.{package}.{new}`; the old name will be removed.",
+                      DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(f"ssldyn.{package}"), new)
+    raise AttributeError(f"module 'ssldyn' has no attribute {name!r}")

@@ -31,7 +31,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._manifolds import qf
-from ._stats import sym
+from ._linalg import check_pair_matrix, kernel_root, sym
+from ._solution import AbstractSolution
 from ._validation import as_array, check_orthonormal_columns, check_positive, check_symmetric, is_concrete
 
 
@@ -273,8 +274,6 @@ class OutputSolution(eqx.Module):
     K_eval: jax.Array | None
 
     def __init__(self, B, K=None, *, root=None, K_eval=None):
-        from ._flows import kernel_root
-        from ._losses import check_pair_matrix
 
         B = check_pair_matrix(B, name="B")
         m = B.shape[0]

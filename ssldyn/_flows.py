@@ -23,16 +23,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._losses import check_pair_matrix
+from ._linalg import as_hyper, check_pair_matrix, kernel_root, sym
 from ._manifolds import AbstractManifold, Euclidean, Grassmann, Sphere, get_manifold
-from ._stats import sym
 from ._validation import as_array, check_positive, check_symmetric, in_trace, is_concrete
 
 
-def _hyper(value, name: str, *, allow_zero: bool = True) -> jax.Array:
-    """A numeric hyperparameter as an array (traced under jit, so sweeps do not recompile)."""
-    check_positive(value, name, allow_zero=allow_zero)
-    return jnp.asarray(value, dtype=jnp.result_type(float))
+_hyper = as_hyper  # old private name, kept for callers that have not moved yet
 
 
 def _eigen_operator(S, eigenbasis: bool) -> tuple[jax.Array | None, jax.Array | None, jax.Array | None]:
@@ -323,33 +319,6 @@ def ntk_flow(B, Theta, *, Theta_test=None, weight_decay=0.0) -> OutputFlow:
     Θ = K and this is the naive output flow.
     """
     return OutputFlow(B, Theta, K_test=Theta_test, constrained=False, weight_decay=weight_decay)
-
-
-def kernel_root(K, *, method: str = "eigh", jitter: float = 1e-10) -> jax.Array:
-    """A square root `L` of a symmetric PSD kernel, `L Lᵀ = K`. Reuse it across seeds in
-    `sample_initial_outputs` and in `OutputSolution`.
-
-    - `method="eigh"` (default): `L = U diag(√λ₊)` from an eigendecomposition; tiny negative
-      eigenvalues from round-off are clipped to zero. Exact for singular K (e.g. repeated inputs).
-    - `method="cholesky"`: the lower Cholesky factor of `K + ε I`, `ε = jitter · mean(diag K)`; about
-      an order of magnitude faster (no eigendecomposition) at the cost of a relative perturbation
-      `jitter` of K. A leading block of the factor is the factor of the leading block of K, so one
-      factor of a joint `[train; eval]` kernel serves both. Outside a trace a failed factorisation
-      (K far from PSD) raises; inside one the result is NaN.
-    """
-    K = check_pair_matrix(K, name="K")
-    if method == "eigh":
-        evals, evecs = jnp.linalg.eigh(sym(K))
-        return evecs * jnp.sqrt(jnp.clip(evals, 0.0))[None, :]
-    if method != "cholesky":
-        raise ValueError(f"`method` must be 'eigh' or 'cholesky', got {method!r}.")
-    check_positive(jitter, "jitter")
-    eps = jitter * jnp.mean(jnp.diagonal(K))
-    L = jnp.linalg.cholesky(sym(K) + eps * jnp.eye(K.shape[0], dtype=K.dtype))
-    if not in_trace(L) and not bool(jnp.all(jnp.isfinite(L))):
-        raise ValueError("`K` is not positive semi-definite to within the jitter: its Cholesky factorisation "
-                         "failed. Use `method='eigh'` or a larger `jitter`.")
-    return L
 
 
 def sample_initial_outputs(key: jax.Array, K, k: int, *, width: int, root=None) -> jax.Array:

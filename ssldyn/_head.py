@@ -55,7 +55,7 @@ import numpy as np
 import optax
 
 from ._flows import AbstractFlow, _hyper
-from ._scan import scan_with_saves
+from ._training import scan_with_saves
 from ._validation import as_array, check_positive, is_concrete
 
 __all__ = [

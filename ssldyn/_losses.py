@@ -12,6 +12,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from ._linalg import check_pair_matrix as check_pair_matrix  # noqa: F401  (old home)
 from ._validation import as_array, check_positive, check_same_cols, check_same_rows, check_square
 
 
@@ -153,15 +154,3 @@ def barlow_twins_loss(z, z_pos, *, lambd: float = 5e-3, normalize: bool = True) 
     on = jnp.sum((1.0 - jnp.diagonal(C)) ** 2)
     off = jnp.sum(C**2) - jnp.sum(jnp.diagonal(C) ** 2)
     return on + lambd * off
-
-
-def check_pair_matrix(B, m: int | None = None, name: str = "B") -> jax.Array:
-    """Validate a symmetric pair/kernel matrix argument (square, finite, optional size m)."""
-    from ._validation import check_symmetric
-
-    B = as_array(B, name, ndim=2)
-    check_square(B, name)
-    if m is not None and B.shape[0] != m:
-        raise ValueError(f"`{name}` must be ({m}, {m}), got {tuple(B.shape)}.")
-    check_symmetric(B, name)
-    return B

@@ -24,7 +24,6 @@ References: Esser, Mukherjee & Ghoshdastidar, TMLR 2024, §4 and §10.
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
 
 import equinox as eqx
 import jax
@@ -33,8 +32,8 @@ import optax
 
 from ._kernels import get_activation
 from ._manifolds import Stiefel, stiefel_init
-from ._scan import scan_with_saves
-from ._validation import as_array, check_positive, check_rank_k
+from ._training import TrainResult, check_loop, run_steps
+from ._validation import as_array, check_choice, check_positive, check_rank_k
 
 TRAIN_MODES = ("last", "all")
 PARAMETRIZATIONS = ("standard", "ntk")
@@ -113,14 +112,6 @@ def network_apply(spec: NetworkSpec, params: dict, X) -> jax.Array:
     return network_features(spec, params, X) @ params["W"]
 
 
-class TrainResult(NamedTuple):
-    """Output of `train_network`: final parameters, and representations of `X_eval` at the save
-    points (leading axis: saves at steps `save_every, 2·save_every, …`; empty without `save_every`)."""
-
-    params: dict
-    saved: jax.Array | None
-
-
 def _check_train_args(spec, Z, B, lr, n_steps, train, save_every):
     Z = as_array(Z, "Z", ndim=2)
     if Z.shape[1] != spec.d:
@@ -128,14 +119,9 @@ def _check_train_args(spec, Z, B, lr, n_steps, train, save_every):
     B = as_array(B, "B", ndim=2)
     if B.shape != (Z.shape[0], Z.shape[0]):
         raise ValueError(f"`B` must be ({Z.shape[0]}, {Z.shape[0]}) to match `Z`, got {tuple(B.shape)}.")
-    check_positive(lr, "lr")
-    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 0:
-        raise ValueError(f"`n_steps` must be a non-negative int, got {n_steps!r}.")
-    if train not in TRAIN_MODES:
-        raise ValueError(f"`train` must be one of {TRAIN_MODES}, got {train!r}.")
-    if save_every is not None and (not isinstance(save_every, int) or save_every < 1):
-        raise ValueError(f"`save_every` must be a positive int or None, got {save_every!r}.")
-    return Z, B
+    n_steps, save_every = check_loop(lr, n_steps, save_every)
+    check_choice(train, "train", TRAIN_MODES)
+    return Z, B, n_steps, save_every
 
 
 def train_network(
@@ -165,10 +151,12 @@ def train_network(
     - `retraction`: `"qr"` or `"polar"`.
     - `X_eval`, `save_every`: record `network_apply(X_eval)` every `save_every` steps.
 
-    **Returns:** a `TrainResult`. Vmap over `params` (e.g. initialised from split keys) to train
+    **Returns:** a `TrainResult`: `params` (= `final`) the trained parameters, `saved` the
+    representations of `X_eval` after steps `save_every, 2·save_every, …` (None without
+    `save_every`), `ts` their times `lr × steps`. Vmap over `params` (e.g. initialised from split keys) to train
     several seeds at once.
     """
-    Z, B = _check_train_args(spec, Z, B, lr, n_steps, train, save_every)
+    Z, B, n_steps, save_every = _check_train_args(spec, Z, B, lr, n_steps, train, save_every)
     if X_eval is None:
         X_eval = Z
     return _train(spec, params, Z, B, jnp.asarray(lr, Z.dtype), jnp.asarray(weight_decay, Z.dtype), X_eval,
@@ -225,6 +213,5 @@ def _train(spec, params, Z, B, lr, weight_decay, X_eval, *, n_steps, train, cons
 
         update, state = step, (params, opt_state)
 
-    state, saved = scan_with_saves(update, state, n_steps, save_every,
-                                   lambda st: network_apply(spec, rebuild(st), X_eval))
-    return TrainResult(rebuild(state), saved)
+    return run_steps(update, state, lr=lr, n_steps=n_steps, save_every=save_every,
+                     save_fn=lambda st: network_apply(spec, rebuild(st), X_eval), final_fn=rebuild)

@@ -88,7 +88,7 @@ import numpy as np
 import optax
 
 from ._flows import AbstractFlow, _hyper
-from ._scan import scan_with_saves
+from ._training import scan_with_saves
 from ._solve import solve
 from ._stats import ViewStats, sym
 from ._validation import as_array, check_positive, check_symmetric, is_concrete

@@ -20,59 +20,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._flows import AbstractFlow
-from ._scan import scan_with_saves
+from ._solution import STATUS_MESSAGES, SolveError, Status, Trajectory
+from ._training import TrainResult, check_loop, run_steps
 from ._validation import as_array, check_positive, in_trace, is_concrete
-
-STATUS_MESSAGES = (
-    "success",
-    "max_steps was reached before t1: increase `max_steps`, loosen the tolerances, or shorten the horizon "
-    "(a diverging, non-finite state also ends this way)",
-    "the state became non-finite (NaN/Inf): the flow diverged; check its hyperparameters (e.g. an "
-    "unconstrained flow with a large horizon overflows) or use a constrained flow",
-    "the solver failed (step size collapsed or another diffrax error): the problem may be stiff; try "
-    "an implicit solver or other tolerances",
-)
-
-
-class SolveError(RuntimeError):
-    """A solve that did not reach `t1` with a finite state."""
-
-
-class Trajectory(eqx.Module):
-    """The result of `solve`.
-
-    **Fields:**
-    - `ts`: save times, shape (n_save,) (a leading batch axis is added by `vmap`).
-    - `ys`: states at `ts`, a pytree with leading axis n_save, in the flow's external coordinates.
-    - `stats`: solver statistics (`num_steps`, `num_accepted_steps`, `num_rejected_steps`).
-    - `status`: int array, 0 for success (see `STATUS_MESSAGES`).
-    """
-
-    ts: jax.Array
-    ys: Any
-    stats: dict
-    status: jax.Array
-
-    @property
-    def ok(self) -> bool:
-        return bool(np.all(np.asarray(self.status) == 0))
-
-    @property
-    def final(self):
-        """The state at the last save time (batch axes added by `vmap` are kept)."""
-        index = (slice(None),) * (jnp.ndim(self.ts) - 1) + (-1,)
-        return jax.tree_util.tree_map(lambda y: y[index], self.ys)
-
-    def message(self) -> str:
-        codes = np.unique(np.asarray(self.status))
-        return "; ".join(f"status {c}: {STATUS_MESSAGES[int(c)]}" for c in codes)
-
-    def check(self) -> Trajectory:
-        """Raise `SolveError` if any solve in this trajectory failed; return self otherwise."""
-        if not self.ok:
-            raise SolveError(self.message())
-        return self
-
 
 def _status(result, ys) -> jax.Array:
     finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(y)) for y in jax.tree_util.tree_leaves(ys)]))
@@ -201,38 +151,40 @@ def solve(
     return traj
 
 
-def simulate_gd(flow: AbstractFlow, y0, lr, n_steps: int, *, save_every: int | None = None):
+def simulate_gd(flow: AbstractFlow, y0, lr, n_steps: int, *, save_every: int | None = None,
+                include_initial: bool = False) -> TrainResult:
     r"""Gradient descent (Riemannian, with the flow's retraction) simulated step by step:
 
-        y ← retract_y( lr · vector_field(y) ),
+        y_{k+1} = retract_{y_k}( lr · vector_field(t_k, y_k) ),   t_k = k · lr,
 
     i.e. plain GD on the Euclidean manifold and retraction GD (QR by default) on the Stiefel and
-    Grassmann manifolds. After N steps it tracks the flow at `t = lr·N` with an O(lr) error. For
-    output-space flows (no manifold) it is the explicit Euler method.
+    Grassmann manifolds; time-dependent flows (e.g. a bias schedule) see the effective time `t_k`.
+    After N steps it tracks the flow at `t = lr·N` with an O(lr) error. For output-space flows (no
+    manifold) it is the explicit Euler method.
 
-    **Arguments:** `flow`; `y0`; `lr` > 0; `n_steps` ≥ 0; `save_every`: also return every
-    `save_every`-th iterate (None: only the last).
+    **Arguments:** `flow`; `y0`; `lr` > 0; `n_steps` ≥ 0; `save_every`: also save every
+    `save_every`-th iterate (None: only the last); `include_initial`: save `y0` at t = 0 too.
 
-    **Returns:** the final state, or `(final, saved)` with `saved` stacked along a leading axis
-    (iterates `save_every, 2·save_every, …`).
+    **Returns:** a `TrainResult`: `final` the state after N steps, `saved` the iterates `save_every,
+    2·save_every, …` stacked along a leading axis (None without `save_every`), `ts` their times
+    `lr × steps`. It unpacks as `final, saved = simulate_gd(...)`.
     """
     y0 = flow.check_initial(y0)
-    check_positive(lr, "lr")
-    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 0:
-        raise ValueError(f"`n_steps` must be a non-negative int, got {n_steps!r}.")
-    return _simulate_gd_jit(flow, y0, jnp.asarray(lr), int(n_steps), save_every)
+    n_steps, save_every = check_loop(lr, n_steps, save_every)
+    dtype = jax.tree_util.tree_leaves(y0)[0].dtype
+    return _simulate_gd_jit(flow, y0, jnp.asarray(lr, dtype), n_steps, save_every, bool(include_initial))
 
 
 @eqx.filter_jit
-def _simulate_gd_jit(flow, y0, lr, n_steps, save_every):
+def _simulate_gd_jit(flow, y0, lr, n_steps, save_every, include_initial):
     manifold = flow.manifold  # the projections are equivariant under the flow's change of coordinates
-    y0 = flow.to_internal(y0)
 
-    def step(y, _):
-        step_ = jax.tree_util.tree_map(lambda a: lr * a, flow.vector_field(None, y))
+    def step(y, k):
+        t = k.astype(lr.dtype) * lr
+        step_ = jax.tree_util.tree_map(lambda a: lr * a, flow.vector_field(t, y))
         if manifold is None:
             return jax.tree_util.tree_map(jnp.add, y, step_)
         return manifold.retract(y, step_)
 
-    y, saved = scan_with_saves(step, y0, n_steps, save_every, flow.from_internal)
-    return flow.from_internal(y) if save_every is None else (flow.from_internal(y), saved)
+    return run_steps(step, flow.to_internal(y0), lr=lr, n_steps=n_steps, save_every=save_every,
+                     save_fn=flow.from_internal, xs=jnp.arange(n_steps), include_initial=include_initial)

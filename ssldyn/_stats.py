@@ -23,15 +23,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from ._linalg import LOSS_KINDS, pair_blocks, sym
 from ._validation import as_array, check_positive, check_same_cols, check_same_rows
 
 LossKind = Literal["contrastive", "noncontrastive", "squared_contrastive", "squared_noncontrastive"]
-LOSS_KINDS: tuple[str, ...] = ("contrastive", "noncontrastive", "squared_contrastive", "squared_noncontrastive")
-
-
-def sym(a: jax.Array) -> jax.Array:
-    """`sym(A) = (A + Aᵀ)/2` over the last two axes."""
-    return 0.5 * (a + jnp.swapaxes(a, -1, -2))
 
 
 class ViewStats(eqx.Module):
@@ -192,24 +187,9 @@ def pair_matrix(n: int, kind: LossKind = "contrastive", *, dtype=None) -> jax.Ar
 
     References: Esser, Mukherjee & Ghoshdastidar, TMLR 2024 (reconstructed; see docs/theory notes).
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"`n` must be a positive int (number of anchors), got {n!r}.")
-    if kind not in LOSS_KINDS:
-        raise ValueError(f"`kind` must be one of {LOSS_KINDS}, got {kind!r}.")
-    eye = jnp.eye(n, dtype=dtype)
-    zero = jnp.zeros((n, n), dtype=dtype)
-    if kind == "contrastive":
-        blocks = [[zero, eye, -eye], [eye, zero, zero], [-eye, zero, zero]]
-        scale = 1.0 / (2 * n)
-    elif kind == "noncontrastive":
-        blocks = [[zero, eye], [eye, zero]]
-        scale = 1.0 / (2 * n)
-    elif kind == "squared_contrastive":
-        blocks = [[zero, eye, -eye], [eye, -eye, zero], [-eye, zero, eye]]
-        scale = 1.0 / n
-    else:
-        blocks = [[-eye, eye], [eye, -eye]]
-        scale = 1.0 / n
+    coeffs, scale = pair_blocks(n, kind)
+    eye = jnp.eye(int(n), dtype=dtype)
+    blocks = [[c * eye for c in row] for row in coeffs]
     return scale * jnp.block(blocks)
 
 

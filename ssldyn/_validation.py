@@ -101,12 +101,69 @@ def check_orthonormal_columns(w: jax.Array, name: str, *, atol: float | None = N
             )
 
 
+def check_int(value, name: str, *, minimum: int | None = 0, maximum: int | None = None) -> int:
+    """Return `value` as a Python int, raising unless it is an integer (not a bool) in range.
+
+    `minimum`/`maximum` are inclusive bounds (None: unbounded). NumPy integers are accepted.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"`{name}` must be an int, got {type(value).__name__} {value!r}.")
+    v = int(value)
+    if (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
+        lo = "-inf" if minimum is None else str(minimum)
+        hi = "inf" if maximum is None else str(maximum)
+        raise ValueError(f"`{name}` must be an int in [{lo}, {hi}], got {v}.")
+    return v
+
+
+def check_save_every(value, name: str = "save_every") -> int | None:
+    """None, or a positive int (a save period in steps)."""
+    return None if value is None else check_int(value, name, minimum=1)
+
+
+def check_choice(value, name: str, choices: Sequence):
+    """Raise unless `value` is one of `choices`; return it."""
+    if isinstance(value, (list, dict, set)) or value not in tuple(choices):
+        raise ValueError(f"`{name}` must be one of {tuple(choices)}, got {value!r}.")
+    return value
+
+
+def check_probability(value, name: str) -> None:
+    """Raise unless a concrete scalar lies in [0, 1]."""
+    if not is_concrete(value):
+        return
+    v = np.asarray(value)
+    if not np.all(np.isfinite(v)) or np.any(v < 0) or np.any(v > 1):
+        raise ValueError(f"`{name}` must be in [0, 1], got {value}.")
+
+
+def check_keys(keys, name: str = "keys") -> tuple[jax.Array, bool]:
+    """Validate one PRNG key or a stack of keys; return `(keys, single)`.
+
+    Accepts typed keys (`jax.random.key`) of rank 0 or 1 and raw uint32 keys
+    (`jax.random.PRNGKey`) of shape (2,) or (S, 2). `single` is True for one key.
+    """
+    try:
+        keys = keys if isinstance(keys, jax.Array) else jnp.asarray(keys)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"`{name}` must be a jax.random key or a stack of keys, got {type(keys).__name__}.") from err
+    typed = jnp.issubdtype(keys.dtype, jax.dtypes.prng_key)
+    raw = keys.dtype == jnp.uint32 and keys.ndim in (1, 2) and keys.shape[-1] == 2
+    if not (typed and keys.ndim in (0, 1)) and not raw:
+        raise TypeError(
+            f"`{name}` must be a jax.random key (jax.random.PRNGKey(0) or jax.random.key(0)) or a stack of keys "
+            f"(jax.random.split(key, S)), got dtype {keys.dtype} and shape {tuple(keys.shape)}."
+        )
+    single = keys.ndim == (0 if typed else 1)
+    return keys, single
+
+
 def check_rank_k(k, d: int, name: str = "k") -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise TypeError(f"`{name}` must be an int, got {type(k).__name__}.")
-    if not 1 <= int(k) <= d:
+    """`k` as an int in [1, d] (a number of output dimensions)."""
+    k = check_int(k, name, minimum=None)
+    if not 1 <= k <= d:
         raise ValueError(f"`{name}` must be in [1, {d}] (the dimension), got {k}.")
-    return int(k)
+    return k
 
 
 def check_positive(value, name: str, *, allow_zero: bool = False) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import ssldyn
-from ssldyn._ensemble import solve_ensemble
+from ssldyn.scaling._ensemble import solve_ensemble
 
 N, D, H, K_OUT, E = 8, 6, 20, 2, 4
 RNG = np.random.default_rng(0)  # NumPy set-up: the compilations are spent on the solves

@@ -95,12 +95,12 @@ def test_retraction_gd_matches_ode_to_first_order():
     flow = ssldyn.grassmann_flow(S)
     errs = []
     for eta in (0.02, 0.01, 0.005, 0.0025):
-        W = ssldyn.simulate_gd(flow, W0, eta, int(round(T / eta)))
+        W = ssldyn.simulate_gd(flow, W0, eta, int(round(T / eta))).final
         errs.append(float(jnp.linalg.norm(W @ W.T - ode @ ode.T)))
     ratios = np.array(errs[:-1]) / np.array(errs[1:])
     np.testing.assert_allclose(ratios, 2.0, rtol=0.08)
     # The eigenbasis flow integrates in rotated coordinates; GD on it must give the same iterates.
-    W_fast = ssldyn.simulate_gd(ssldyn.grassmann_flow(S, eigenbasis=True), W0, 0.0025, 400)
+    W_fast = ssldyn.simulate_gd(ssldyn.grassmann_flow(S, eigenbasis=True), W0, 0.0025, 400).final
     np.testing.assert_allclose(W_fast @ W_fast.T, W @ W.T, atol=1e-10)
 
 

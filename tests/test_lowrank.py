@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import ssldyn
-from ssldyn._lowrank import (
+from ssldyn.scaling import (
     FactoredOutputFlow,
     LowRankOutputFlow,
     eigen_factor,

@@ -55,7 +55,7 @@ def test_naive_last_layer_training_is_explicit_euler_of_the_naive_output_flow():
     Phi = ssldyn.network_features(spec, p, Z)
     res = ssldyn.train_network(spec, p, Z, B, lr=0.01, n_steps=7, constrained=False, weight_decay=0.3)
     flow = ssldyn.output_flow(B, ssldyn.hidden_gram(Phi), constrained=False, weight_decay=0.3)
-    euler = ssldyn.simulate_gd(flow, Phi @ p["W"], 0.01, 7)
+    euler = ssldyn.simulate_gd(flow, Phi @ p["W"], 0.01, 7).final
     np.testing.assert_allclose(Phi @ res.params["W"], euler, atol=1e-12)
 
 

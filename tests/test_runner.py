@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from ssldyn.experiments import Experiment, parse_overrides, run_experiment
+from ssldyn.experiments import Claim, Experiment, parse_overrides, run_experiment, select, verdict
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,16 +24,17 @@ def toy_experiment():
         CALLS.append(cell["id"])
         return [{"i": cell["i"], "value": cell["i"] * config.scale * ctx["offset"]}]
 
-    def finalize(config, ctx, records, out):
-        total = sum(r["value"] for r in records)
+    def claim_sum(config, records):
+        total = sum(r["value"] for r in select(records, kind="toy"))
         expected = config.scale * sum(range(config.n))
-        return [{"claim": "sum", "measured": f"{total}", "reproduced": total == expected}], "body"
+        return Claim("sum", f"{total}", verdict(total == expected), criterion="total = scale · Σ i")
 
     return Experiment(
         name="toy", summary="a toy", paper="nobody", config_cls=ToyConfig, quick={"n": 2},
         prepare=lambda config: {"offset": 1.0},
-        cells=lambda config: [{"id": f"c{i}", "i": i} for i in range(config.n)],
-        run_cell=run_cell, finalize=finalize,
+        cells=lambda config: [{"id": f"c{i}", "i": i, "kind": "toy"} for i in range(config.n)],
+        cell_kinds={"toy": lambda config, ctx, cell: [dict(run_cell(config, ctx, cell)[0], kind="toy")]},
+        claims=(claim_sum,), report=lambda config, ctx, records, out: "body",
     )
 
 
@@ -50,7 +51,7 @@ def test_interrupted_run_resumes_without_redoing_finished_cells(tmp_path):
     assert CALLS == ["c2", "c3"]  # only the missing cells ran
     assert done["status"] == "complete" and done["claims"][0]["reproduced"] is True
     report = (tmp_path / "report.md").read_text()
-    assert "| sum | 12.0 | yes |" in report
+    assert "| sum | 12.0 | total = scale · Σ i | yes |" in report
     assert not list(tmp_path.glob(".*tmp"))  # no temporary files left behind
 
 

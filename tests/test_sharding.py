@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import ssldyn
-from ssldyn._sharding import (
+from ssldyn.scaling._sharding import (
     ensemble_mesh,
     gather_to_host,
     initialize_distributed,
@@ -33,8 +33,8 @@ SCRIPT = textwrap.dedent(
     import jax, jax.numpy as jnp, numpy as np
     jax.config.update("jax_enable_x64", True)
     import ssldyn
-    from ssldyn._ensemble import solve_ensemble
-    from ssldyn._sharding import shard_output_flow
+    from ssldyn.scaling._ensemble import solve_ensemble
+    from ssldyn.scaling._sharding import shard_output_flow
 
     out = {"n_devices": jax.device_count()}
     n, h, k = 8, 20, 2
@@ -137,7 +137,7 @@ def test_shard_rows_and_distributed_argument_checks():
     np.testing.assert_array_equal(np.asarray(Ks), np.asarray(K))
     assert 6 % len(Ks.sharding.device_set) == 0
     with pytest.raises(TypeError, match="flow"):
-        ssldyn._sharding.shard_output_flow(K)
+        ssldyn.scaling._sharding.shard_output_flow(K)
     # Validation happens before jax.distributed is touched (never initialised in tests).
     with pytest.raises(ValueError, match="process_id"):
         initialize_distributed("localhost:1234", num_processes=2, process_id=2)

@@ -1,40 +1,66 @@
-"""The experiment registry. Each reproduction module defines one `EXPERIMENT`; add it to `_MODULES`."""
+"""The experiment registry. Each reproduction module calls `register(Experiment(...))` at import.
+
+Modules are discovered, not listed: every public module of `ssldyn.experiments` is a reproduction.
+`ssldyn list`, the CLI and the README's reproduction table all read this one registry.
+"""
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 from ._runner import Experiment
 
-_MODULES = {
-    "esser-mnist": "ssldyn.experiments.esser_mnist",
-    "wen-li-head": "ssldyn.experiments.wen_li_head",
-    "directpred": "ssldyn.experiments.directpred",
-    "wen-li-sparse": "ssldyn.experiments.wen_li_sparse",
-}
+_EXPERIMENTS: dict[str, Experiment] = {}
+_LOADED = False
 
 
-class _Registry(dict):
-    """Maps names to `Experiment`s, importing each module lazily on first access."""
+def register(exp: Experiment) -> Experiment:
+    """Add a reproduction to the registry (called by each experiment module); returns it."""
+    if not isinstance(exp, Experiment):
+        raise TypeError(f"register() takes an Experiment, got {type(exp).__name__}")
+    old = _EXPERIMENTS.get(exp.name)
+    if old is not None and old.config_cls.__module__ != exp.config_cls.__module__:
+        raise ValueError(f"two experiments are called {exp.name!r} ({old.config_cls.__module__}, "
+                         f"{exp.config_cls.__module__})")
+    _EXPERIMENTS[exp.name] = exp
+    return exp
+
+
+def _load_all() -> None:
+    global _LOADED
+    if _LOADED:
+        return
+    package = importlib.import_module("ssldyn.experiments")
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"ssldyn.experiments.{info.name}")
+    _LOADED = True
+
+
+class _Registry:
+    """Read-only mapping from CLI names to `Experiment`s, filled by discovering the experiment modules."""
 
     def __getitem__(self, name: str) -> Experiment:
-        if name not in _MODULES:
-            raise KeyError(name)
-        if not dict.__contains__(self, name):
-            dict.__setitem__(self, name, importlib.import_module(_MODULES[name]).EXPERIMENT)
-        return dict.__getitem__(self, name)
+        _load_all()
+        return _EXPERIMENTS[name]
 
     def __iter__(self):
-        return iter(_MODULES)
+        return iter(self.names())
 
     def __len__(self):
-        return len(_MODULES)
+        return len(self.names())
 
     def __contains__(self, name) -> bool:
-        return name in _MODULES
+        _load_all()
+        return name in _EXPERIMENTS
 
     def names(self) -> list[str]:
-        return list(_MODULES)
+        _load_all()
+        return list(_EXPERIMENTS)
+
+    def items(self):
+        return [(n, self[n]) for n in self.names()]
 
 
 REGISTRY = _Registry()
@@ -45,3 +71,11 @@ def get_experiment(name: str) -> Experiment:
     if name not in REGISTRY:
         raise ValueError(f"unknown experiment {name!r}; known: {', '.join(REGISTRY.names())}")
     return REGISTRY[name]
+
+
+def reproduction_table() -> str:
+    """The README's reproduction table (Markdown), generated from the registry."""
+    lines = ["| command | paper | what it shows |", "|---|---|---|"]
+    for name, exp in REGISTRY.items():
+        lines.append(f"| `ssldyn run {name}` | {exp.paper} | {exp.summary} |")
+    return "\n".join(lines)

@@ -43,6 +43,7 @@ from .._predictor import (
     train_linear_byol,
 )
 from .._solve import solve
+from ._registry import register
 from ._runner import Experiment, save_figure
 
 
@@ -664,7 +665,7 @@ def finalize(config, context, records, out_dir):
     return claims, "\n".join(body)
 
 
-EXPERIMENT = Experiment(
+EXPERIMENT = register(Experiment(
     name="directpred",
     summary="Linear BYOL/SimSiam with a predictor: per-mode phase portrait (collapse vs p+), trained network vs "
             "ODE, DirectPred vs trained predictor, and IsoLoss vs BYOL per-mode rates.",
@@ -677,4 +678,4 @@ EXPERIMENT = Experiment(
     cells=cells,
     run_cell=run_cell,
     finalize=finalize,
-)
+))

@@ -41,6 +41,7 @@ from .._kernels import infinite_width_kernel
 from .._metrics import effective_rank, logistic_probe, ridge_probe, stable_rank, subspace_distance
 from .._networks import NetworkSpec, init_network, network_apply, train_network
 from .._stats import pair_matrix, stack_views
+from ._registry import register
 from ._runner import Experiment, save_figure
 
 PAPER = ("P. M. Esser, S. Mukherjee, D. Ghoshdastidar. Representation Learning Dynamics of Self-Supervised "
@@ -609,7 +610,7 @@ feature scale c_h = {config.feature_scale}; {config.probe} probe on the {config.
     return claims, body
 
 
-EXPERIMENT = Experiment(
+EXPERIMENT = register(Experiment(
     name="esser-mnist",
     summary="Naive vs orthogonality-constrained SSL dynamics on MNIST: width-independent ODE vs trained networks",
     paper=PAPER,
@@ -619,4 +620,4 @@ EXPERIMENT = Experiment(
     cells=cells,
     run_cell=run_cell,
     finalize=finalize,
-)
+))

@@ -36,6 +36,7 @@ from .._head import (
     train_head_sgd,
 )
 from .._solve import simulate_gd, solve
+from ._registry import register
 from ._runner import Experiment, save_figure
 
 PHASE_FIELDS = ("t_strong", "t_substitution", "t_peak", "e21_peak", "t_weak", "t_return")
@@ -557,7 +558,7 @@ def finalize(config, context, records, out_dir):
     return claims, "\n".join(body)
 
 
-EXPERIMENT = Experiment(
+EXPERIMENT = register(Experiment(
     name="wen-li-head",
     summary="Wen & Li's prediction-head mechanism: with a trainable identity-initialised head the second neuron "
             "learns the weak feature; without it both collapse onto the strong one (population ODE vs SGD).",
@@ -569,4 +570,4 @@ EXPERIMENT = Experiment(
     cells=cells,
     run_cell=run_cell,
     finalize=finalize,
-)
+))

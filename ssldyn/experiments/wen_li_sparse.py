@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._registry import register
 from ._runner import Experiment, save_figure
 
 CONDITIONS = {
@@ -673,7 +674,7 @@ def finalize(config, context, records, out_dir: Path):
     return claims, "\n".join(lines)
 
 
-EXPERIMENT = Experiment(
+EXPERIMENT = register(Experiment(
     name="wen-li-sparse",
     summary="Contrastive learning on sparse-coding data: masking decouples features from dense noise, a threshold "
             "makes neurons single-atom; linearised eigen-rates, frozen-sample ODE and SGD.",
@@ -685,4 +686,4 @@ EXPERIMENT = Experiment(
     cells=cells,
     run_cell=run_cell,
     finalize=finalize,
-)
+))

@@ -63,11 +63,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._flows import AbstractFlow, _eigen_operator
-from ._losses import check_pair_matrix
-from ._solve import solve
-from ._stats import LOSS_KINDS, sym
-from ._validation import as_array, check_positive, is_concrete
+from .._flows import AbstractFlow, _eigen_operator
+from .._linalg import PAIR_BLOCKS, check_pair_matrix, pair_blocks, sym
+from .._validation import as_array, check_positive, is_concrete
 
 __all__ = [
     "pair_apply",
@@ -79,29 +77,10 @@ __all__ = [
     "residual_diagonal",
     "FactoredOutputFlow",
     "factored_output_flow",
-    "lowrank_predict",
 ]
 
-# Block coefficients c_ab and scale of `pair_matrix(n, kind)`: B = scale · [c_ab I_n]_{ab}.
-_PAIR_BLOCKS = {
-    "contrastive": (((0, 1, -1), (1, 0, 0), (-1, 0, 0)), "2n"),
-    "noncontrastive": (((0, 1), (1, 0)), "2n"),
-    "squared_contrastive": (((0, 1, -1), (1, -1, 0), (-1, 0, 1)), "n"),
-    "squared_noncontrastive": (((-1, 1), (1, -1)), "n"),
-}
-
-
-def _check_pair(n, kind) -> tuple[tuple, float]:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"`n` must be a positive int (number of anchors), got {n!r}.")
-    if kind not in LOSS_KINDS:
-        raise ValueError(f"`kind` must be one of {LOSS_KINDS}, got {kind!r}.")
-    coeffs, denom = _PAIR_BLOCKS[kind]
-    return coeffs, 1.0 / (2 * int(n) if denom == "2n" else int(n))
-
-
 def _pair_apply(Y, n: int, kind: str):
-    coeffs, scale = _check_pair(n, kind)
+    coeffs, scale = pair_blocks(n, kind)
     blocks = [Y[b * n:(b + 1) * n] for b in range(len(coeffs))]
     out = []
     for row in coeffs:
@@ -126,7 +105,7 @@ def pair_apply(Y, n: int, kind: str = "contrastive") -> jax.Array:
 
     **Returns:** `B Y`, same shape as Y.
     """
-    coeffs, _ = _check_pair(n, kind)
+    coeffs, _ = pair_blocks(n, kind)
     Y = as_array(Y, "Y")
     m = len(coeffs) * int(n)
     if Y.ndim < 1 or Y.shape[0] != m:
@@ -145,7 +124,7 @@ def pair_gram(F, n: int, kind: str = "contrastive") -> jax.Array:
 
     **Returns:** `S̃`, shape (r, r).
     """
-    coeffs, _ = _check_pair(n, kind)
+    coeffs, _ = pair_blocks(n, kind)
     F = as_array(F, "F", ndim=2)
     m = len(coeffs) * int(n)
     if F.shape[0] < m:
@@ -491,7 +470,7 @@ def lowrank_output_flow(F, B=None, *, n: int | None = None, kind: str = "contras
         S = sym(Fm.T @ (B @ Fm))
     else:
         S = pair_gram(F, n, kind)
-        m = len(_PAIR_BLOCKS[kind][0]) * int(n)
+        m = len(PAIR_BLOCKS[kind][0]) * int(n)
     return LowRankOutputFlow(F, S, n_train=m, constrained=constrained, weight_decay=weight_decay,
                              eigenbasis=eigenbasis)
 
@@ -539,7 +518,7 @@ class FactoredOutputFlow(AbstractFlow):
             B = sym(check_pair_matrix(B, name="B"))
             m, self.pair = B.shape[0], None
         else:
-            coeffs, _ = _check_pair(n, kind)
+            coeffs, _ = pair_blocks(n, kind)
             m, self.pair = len(coeffs) * int(n), (int(n), kind)
         if F.shape[0] < m:
             raise ValueError(f"`F` must have at least m = {m} rows (the training inputs), got {F.shape[0]}.")
@@ -637,23 +616,3 @@ def factored_output_flow(F, B=None, *, n: int | None = None, kind: str = "contra
     evaluation rows (`sample_initial` draws it).
     """
     return FactoredOutputFlow(F, diagonal, B, n=n, kind=kind, constrained=constrained, weight_decay=weight_decay)
-
-
-def lowrank_predict(flow, y0, t1, *, rtol=1e-6, atol=1e-8, max_steps: int = 100_000):
-    """Solve a low-rank output flow from 0 to `t1` and return the final outputs.
-
-    **Arguments:**
-    - `flow`: a `LowRankOutputFlow` (then `y0` is `W̃(0)`, (r, k)) or a `FactoredOutputFlow` (then
-      `y0` is `R(0)`, or `(R(0), R_eval(0))` when F has evaluation rows).
-    - `y0`: the initial state.
-    - `t1`: the horizon (effective time).
-    - `rtol`, `atol`, `max_steps`: as in `ssldyn.solve`.
-
-    **Returns:** `R(t1)` (m, k), or `(R(t1), R_eval(t1))` when the factor has evaluation rows.
-    Works under `jax.vmap` over seeds (or use `solve_ensemble`).
-    """
-    if not isinstance(flow, (LowRankOutputFlow, FactoredOutputFlow)):
-        raise TypeError(f"`flow` must be a LowRankOutputFlow or FactoredOutputFlow, got {type(flow).__name__}.")
-    traj = solve(flow, y0, 0.0, t1, ts=1, rtol=rtol, atol=atol, max_steps=max_steps)
-    final = jax.tree_util.tree_map(lambda a: a[-1], traj.ys)
-    return flow.outputs(final) if isinstance(flow, LowRankOutputFlow) else final

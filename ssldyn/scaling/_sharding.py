@@ -201,7 +201,7 @@ def shard_rows(x, devices: Sequence | None = None, *, axis_name: str = "rows") -
 
     **Returns:** `x` as a `jax.Array` sharded over its first axis.
     """
-    from ._validation import as_array
+    from .._validation import as_array
 
     x = as_array(x, "x")
     if x.ndim < 1:
@@ -227,7 +227,7 @@ def shard_output_flow(flow, devices: Sequence | None = None):
     """
     import equinox as eqx
 
-    from ._flows import OutputFlow
+    from .._flows import OutputFlow
 
     if not isinstance(flow, OutputFlow):
         raise TypeError(f"`flow` must be an ssldyn OutputFlow, got {type(flow).__name__}.")

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec
 
+from ._lowrank import FactoredOutputFlow, LowRankOutputFlow
 from ._sharding import (
     _leading_size,
     _shard_map,
@@ -34,8 +35,8 @@ from ._sharding import (
     shard_ensemble,
     unpad_ensemble,
 )
-from ._solve import STATUS_MESSAGES, SolveError, Trajectory, _check_solve_options, solve
-from ._validation import as_array, in_trace
+from .._solve import STATUS_MESSAGES, SolveError, Trajectory, _check_solve_options, solve
+from .._validation import as_array, in_trace
 
 __all__ = ["solve_ensemble"]
 
@@ -192,3 +193,23 @@ def solve_ensemble(
             codes = "; ".join(f"status {c}: {STATUS_MESSAGES[int(c)]}" for c in np.unique(status[bad]))
             raise SolveError(f"solve_ensemble: {bad.size} of {size} members failed (members {shown}): {codes}")
     return traj
+
+
+def lowrank_predict(flow, y0, t1, *, rtol=1e-6, atol=1e-8, max_steps: int = 100_000):
+    """Solve a low-rank output flow from 0 to `t1` and return the final outputs.
+
+    **Arguments:**
+    - `flow`: a `LowRankOutputFlow` (then `y0` is `W̃(0)`, (r, k)) or a `FactoredOutputFlow` (then
+      `y0` is `R(0)`, or `(R(0), R_eval(0))` when F has evaluation rows).
+    - `y0`: the initial state.
+    - `t1`: the horizon (effective time).
+    - `rtol`, `atol`, `max_steps`: as in `ssldyn.solve`.
+
+    **Returns:** `R(t1)` (m, k), or `(R(t1), R_eval(t1))` when the factor has evaluation rows.
+    Works under `jax.vmap` over seeds (or use `solve_ensemble`).
+    """
+    if not isinstance(flow, (LowRankOutputFlow, FactoredOutputFlow)):
+        raise TypeError(f"`flow` must be a LowRankOutputFlow or FactoredOutputFlow, got {type(flow).__name__}.")
+    traj = solve(flow, y0, 0.0, t1, ts=1, rtol=rtol, atol=atol, max_steps=max_steps)
+    final = jax.tree_util.tree_map(lambda a: a[-1], traj.ys)
+    return flow.outputs(final) if isinstance(flow, LowRankOutputFlow) else final

@@ -1,0 +1,85 @@
+r"""Small linear-algebra helpers shared by every stage (the lowest module above `_validation`).
+
+- `sym(A) = (A + Aᵀ)/2`;
+- `as_hyper`: a numeric hyperparameter as an array, so a sweep reuses one compilation;
+- `LOSS_KINDS` and `PAIR_BLOCKS`: the one table of ±I blocks behind both `pair_matrix` and the
+  matrix-free pair operator `pair_apply` of the low-rank output flows;
+- `check_pair_matrix`: validation of a symmetric pair or kernel matrix;
+- `kernel_root`: `L Lᵀ = K` by eigendecomposition or Cholesky.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._validation import as_array, check_int, check_positive, check_square, check_symmetric, in_trace
+
+LOSS_KINDS: tuple[str, ...] = ("contrastive", "noncontrastive", "squared_contrastive", "squared_noncontrastive")
+
+# Block coefficients c_ab and scale denominator of `pair_matrix(n, kind)`: B = (1/denom) [c_ab I_n]_ab,
+# for the stacking [X; X₊; X₋] (or [X; X₊] for the non-contrastive kinds).
+PAIR_BLOCKS: dict[str, tuple[tuple[tuple[int, ...], ...], str]] = {
+    "contrastive": (((0, 1, -1), (1, 0, 0), (-1, 0, 0)), "2n"),
+    "noncontrastive": (((0, 1), (1, 0)), "2n"),
+    "squared_contrastive": (((0, 1, -1), (1, -1, 0), (-1, 0, 1)), "n"),
+    "squared_noncontrastive": (((-1, 1), (1, -1)), "n"),
+}
+
+
+def sym(a: jax.Array) -> jax.Array:
+    """Symmetric part `(A + Aᵀ)/2` of a square matrix (or a batch of them)."""
+    return 0.5 * (a + jnp.swapaxes(a, -1, -2))
+
+
+def as_hyper(value, name: str, *, allow_zero: bool = True) -> jax.Array:
+    """A numeric hyperparameter as an array (traced under jit, so sweeps do not recompile)."""
+    check_positive(value, name, allow_zero=allow_zero)
+    return jnp.asarray(value, dtype=jnp.result_type(float))
+
+
+def pair_blocks(n, kind: str) -> tuple[tuple[tuple[int, ...], ...], float]:
+    """Validated `(coefficients, scale)` of the pair matrix of `n` anchors and loss `kind`."""
+    n = check_int(n, "n", minimum=1)
+    if kind not in LOSS_KINDS:
+        raise ValueError(f"`kind` must be one of {LOSS_KINDS}, got {kind!r}.")
+    coeffs, denom = PAIR_BLOCKS[kind]
+    return coeffs, 1.0 / (2 * n if denom == "2n" else n)
+
+
+def check_pair_matrix(B, m: int | None = None, name: str = "B") -> jax.Array:
+    """Validate a symmetric pair/kernel matrix argument (square, finite, symmetric, optional size m)."""
+    B = as_array(B, name, ndim=2)
+    check_square(B, name)
+    if m is not None and B.shape[0] != m:
+        raise ValueError(f"`{name}` must be ({m}, {m}), got {tuple(B.shape)}.")
+    check_symmetric(B, name)
+    return B
+
+
+def kernel_root(K, *, method: str = "eigh", jitter: float = 1e-10) -> jax.Array:
+    """A square root `L` of a symmetric PSD kernel, `L Lᵀ = K`. Reuse it across seeds in
+    `sample_initial_outputs` and in `OutputSolution`.
+
+    - `method="eigh"` (default): `L = U diag(√λ₊)` from an eigendecomposition; tiny negative
+      eigenvalues from round-off are clipped to zero. Exact for singular K (e.g. repeated inputs).
+    - `method="cholesky"`: the lower Cholesky factor of `K + ε I`, `ε = jitter · mean(diag K)`; about
+      an order of magnitude faster (no eigendecomposition) at the cost of a relative perturbation
+      `jitter` of K. A leading block of the factor is the factor of the leading block of K, so one
+      factor of a joint `[train; eval]` kernel serves both. Outside a trace a failed factorisation
+      (K far from PSD) raises; inside one the result is NaN.
+    """
+    K = check_pair_matrix(K, name="K")
+    if method == "eigh":
+        evals, evecs = jnp.linalg.eigh(sym(K))
+        return evecs * jnp.sqrt(jnp.clip(evals, 0.0))[None, :]
+    if method != "cholesky":
+        raise ValueError(f"`method` must be 'eigh' or 'cholesky', got {method!r}.")
+    check_positive(jitter, "jitter")
+    eps = jitter * jnp.mean(jnp.diagonal(K))
+    L = jnp.linalg.cholesky(sym(K) + eps * jnp.eye(K.shape[0], dtype=K.dtype))
+    if not in_trace(L) and not bool(np.all(np.isfinite(np.asarray(L)))):
+        raise ValueError("`K` is not positive semi-definite to within the jitter: its Cholesky factorisation "
+                         "failed. Use `method='eigh'` or a larger `jitter`.")
+    return L

@@ -1,0 +1,30 @@
+"""Transitional: re-exports of ssldyn._sparse (being split into stage-ordered modules)."""
+
+from .._sparse import SparseCoding as SparseCoding
+from .._sparse import make_views as make_views
+from .._sparse import feature_decoupling as feature_decoupling
+from .._sparse import sparse_view_stats as sparse_view_stats
+from .._sparse import view_noise_scale as view_noise_scale
+from .._sparse import brelu as brelu
+from .._sparse import init_neurons as init_neurons
+from .._sparse import bias_schedule as bias_schedule
+from .._sparse import neuron_bias as neuron_bias
+from .._sparse import sparse_features as sparse_features
+from .._sparse import wen_li_info_nce as wen_li_info_nce
+from .._sparse import info_nce_vector_field as info_nce_vector_field
+from .._sparse import QuenchedFlow as QuenchedFlow
+from .._sparse import quenched_flow as quenched_flow
+from .._sparse import simulate_quenched_gd as simulate_quenched_gd
+from .._sparse import linearised_flow as linearised_flow
+from .._sparse import linearised_solution as linearised_solution
+from .._sparse import cubic_correction as cubic_correction
+from .._sparse import LinearRates as LinearRates
+from .._sparse import linearised_rates as linearised_rates
+from .._sparse import SGDResult as SGDResult
+from .._sparse import train_sgd as train_sgd
+from .._sparse import span_energy as span_energy
+from .._sparse import atom_alignment as atom_alignment
+from .._sparse import single_atom_alignment as single_atom_alignment
+from .._sparse import atoms_covered as atoms_covered
+from .._sparse import sparse_metrics as sparse_metrics
+from .._sparse import code_probe as code_probe
