@@ -111,7 +111,7 @@ def build_paths(quick: bool, dtype):
         paths[("closed_form", f"d={d}, k=10")] = (
             lambda S, W0, T: ssldyn.GrassmannSolution(S, W0).projector(T), (S, W0, T))
         paths[("simulate_gd", f"d={d}, k=10, 100 steps")] = (
-            lambda S, W0, lr: ssldyn.simulate_gd(ssldyn.grassmann_flow(S), W0, lr, 100), (S, W0, jnp.asarray(0.01, dtype)))
+            lambda S, W0, lr: ssldyn.simulate_gd(ssldyn.grassmann_flow(S), W0, lr, 100).final, (S, W0, jnp.asarray(0.01, dtype)))
     for n in ns:
         m, me, k = 3 * n, 2 * n, 5
         B = ssldyn.pair_matrix(n, dtype=dtype)
@@ -210,7 +210,7 @@ def sweeps(counter: CompileCounter, n_calls: int, dtype, quick: bool):
                                      shared={"B": B, "K": K * (1 + 0.1 * i)}, rtol=v["rtol"], atol=1e-2 * v["rtol"]).ys
 
     def gd(i, v):
-        return ssldyn.simulate_gd(ssldyn.grassmann_flow(S), W0, v["lr"], 50)
+        return ssldyn.simulate_gd(ssldyn.grassmann_flow(S), W0, v["lr"], 50).final
 
     def closed_form(i, v):
         return ssldyn.GrassmannSolution(S * (1 + 0.1 * i), W0).projector(v["t1"])

@@ -160,9 +160,9 @@ def main():
     }
     for N in sorted(set(gd_steps)):
         lr = jnp.asarray(T_val / N, dtype)
-        comp[f"gd_eig_{N}"] = C.compile_jit(lambda f, W, lr, N=N: ssldyn.simulate_gd(f, W, lr, N), flow_eig, W0, lr)
+        comp[f"gd_eig_{N}"] = C.compile_jit(lambda f, W, lr, N=N: ssldyn.simulate_gd(f, W, lr, N).final, flow_eig, W0, lr)
         if N in gd_dense_steps:
-            comp[f"gd_dense_{N}"] = C.compile_jit(lambda f, W, lr, N=N: ssldyn.simulate_gd(f, W, lr, N),
+            comp[f"gd_dense_{N}"] = C.compile_jit(lambda f, W, lr, N=N: ssldyn.simulate_gd(f, W, lr, N).final,
                                                   flow_dense, W0, lr)
 
     jobs = {"cf_proj": (comp["cf_proj"][0], (sol, T), comp["cf_proj"][1]),

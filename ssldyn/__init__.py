@@ -11,7 +11,10 @@ from ._closed_form import (
     PowerFlowSolution as PowerFlowSolution,
 )
 from ._compare import (
+    Comparison as Comparison,
     agreement as agreement,
+    compare_along as compare_along,
+    lr_order as lr_order,
     empirical_setup as empirical_setup,
     gram_gap as gram_gap,
     infinite_width_setup as infinite_width_setup,

@@ -29,6 +29,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Float
 
 from ._manifolds import qf
 from ._linalg import check_pair_matrix, kernel_root, sym
@@ -56,7 +57,7 @@ def _check_t(t):
     return jnp.asarray(t)
 
 
-class NaiveSolution(eqx.Module):
+class NaiveSolution(AbstractSolution):
     r"""Closed form of the naive flow `dW/dt = 2SW − ωW`: `W(t) = e^{−ωt} e^{2tS} W(0)`.
 
     **Arguments:** `S` symmetric (d, d); `W0` (d, k); `weight_decay` ω ≥ 0.
@@ -77,13 +78,14 @@ class NaiveSolution(eqx.Module):
         self.C = self.U.T @ W0
         self.weight_decay = jnp.asarray(weight_decay, dtype=S.dtype)
 
-    def __call__(self, t):
+    def evaluate(self, t) -> Float[Array, "d k"]:
+        """`W(t)`."""
         t = _check_t(t)
         scale = jnp.exp(2.0 * t * self.mu - self.weight_decay * t)
         return self.U @ (scale[:, None] * self.C)
 
 
-class GrassmannSolution(eqx.Module):
+class GrassmannSolution(AbstractSolution):
     r"""Closed form of the Oja/Grassmann flow `dW/dt = 2(I − WWᵀ)SW`, stable at every t ≥ 0.
 
     The flow's `W(t)` is defined by the ODE only up to a rotation `W ↦ WQ(t)`; this object gives the
@@ -130,9 +132,13 @@ class GrassmannSolution(eqx.Module):
         Y = jnp.concatenate([jnp.eye(k, dtype=self.G.dtype), E], axis=0)
         return qf(Y)
 
-    def basis(self, t):
+    def basis(self, t) -> Float[Array, "d k"]:
         """An orthonormal (d, k) basis of the subspace at time t (equal to W(t) up to a rotation)."""
         return self.U @ self._graph_basis(t)
+
+    def evaluate(self, t) -> Float[Array, "d k"]:
+        """`basis(t)`: the Solution protocol's state (W(t) up to a rotation; compare projectors)."""
+        return self.basis(t)
 
     def projector(self, t):
         """The projector `P(t) = W(t) W(t)ᵀ` (d, d)."""
@@ -150,7 +156,7 @@ class GrassmannSolution(eqx.Module):
         return Uk @ Uk.T
 
 
-class PowerFlowSolution(eqx.Module):
+class PowerFlowSolution(AbstractSolution):
     r"""Exact solution of the k = 1 constrained flow `dw/dt = 2(I − wwᵀ)Sw`, `‖w‖ = 1`:
 
         w(t) = e^{2tS} w(0) / ‖e^{2tS} w(0)‖,
@@ -180,7 +186,8 @@ class PowerFlowSolution(eqx.Module):
         self.c = self.U.T @ w0
         self.column = column
 
-    def __call__(self, t):
+    def evaluate(self, t) -> Float[Array, "d *1"]:
+        """`w(t)`, shaped like `w(0)`."""
         t = _check_t(t)
         v = jnp.exp(2.0 * t * (self.mu - self.mu[0])) * self.c
         w = self.U @ (v / jnp.linalg.norm(v))
@@ -225,7 +232,7 @@ def _log_phi2(x):
                      jnp.log(_phi2(jnp.minimum(x, 1.0))))
 
 
-class OutputSolution(eqx.Module):
+class OutputSolution(AbstractSolution):
     r"""Closed form of the constrained output-space flow (`OutputFlow(B, K, constrained=True)`)
 
         dR/dt = 2 (K B R − R Rᵀ B R),    dR*/dt = 2 (K* B R − R* Rᵀ B R)   (unseen inputs),
@@ -272,8 +279,11 @@ class OutputSolution(eqx.Module):
     BLQ: jax.Array
     lam: jax.Array
     K_eval: jax.Array | None
+    R0: jax.Array | None = None
+    R0_eval: jax.Array | None = None
+    scale: jax.Array | None = None
 
-    def __init__(self, B, K=None, *, root=None, K_eval=None):
+    def __init__(self, B, K=None, *, root=None, K_eval=None, R0=None, R0_eval=None, scale=1.0):
 
         B = check_pair_matrix(B, name="B")
         m = B.shape[0]
@@ -293,9 +303,36 @@ class OutputSolution(eqx.Module):
         self.B, self.lam, self.K_eval = B, lam, K_eval
         self.LQ = root @ Q
         self.BLQ = B @ self.LQ
+        self.R0 = None if R0 is None else as_array(R0, "R0", ndim=2)
+        self.R0_eval = None if R0_eval is None else as_array(R0_eval, "R0_eval", ndim=2)
+        check_positive(scale, "scale")
+        self.scale = jnp.asarray(scale, dtype=B.dtype)
 
-    def __call__(self, t, R0, R0_eval=None, *, scale=1.0):
-        """`R(t)` (m, k), or `(R(t), R_eval(t))` when `R0_eval` is given, for the kernel `scale · K`."""
+    def with_initial(self, R0, R0_eval=None, *, scale=1.0) -> OutputSolution:
+        """The same factorisation with stored initial outputs (and kernel scale), so that the
+        Solution protocol's `solution(t)` / `trajectory(ts)` need only the time."""
+        R0 = as_array(R0, "R0", ndim=2)
+        R0_eval = None if R0_eval is None else as_array(R0_eval, "R0_eval", ndim=2)
+        check_positive(scale, "scale")
+        return eqx.tree_at(lambda s: (s.R0, s.R0_eval, s.scale), self, (R0, R0_eval, jnp.asarray(scale, R0.dtype)),
+                           is_leaf=lambda x: x is None)
+
+    def evaluate(self, t):
+        """`R(t)` (or `(R(t), R_eval(t))`) from the initial outputs given at construction or by `with_initial`."""
+        if self.R0 is None:
+            raise ValueError("this OutputSolution has no initial outputs: pass `R0=` when building it, use "
+                             "`with_initial(R0)`, or call `solution(t, R0)`.")
+        return self(t, self.R0, self.R0_eval, scale=self.scale)
+
+    def __call__(self, t, R0=None, R0_eval=None, *, scale=None):
+        """`R(t)` (m, k), or `(R(t), R_eval(t))` when `R0_eval` is given, for the kernel `scale · K`
+        (defaults: the initial outputs and scale stored at construction)."""
+        if R0 is None:
+            if self.R0 is None:
+                raise ValueError("`R0` is required: this OutputSolution stores no initial outputs.")
+            R0, R0_eval = self.R0, self.R0_eval if R0_eval is None else R0_eval
+        if scale is None:
+            scale = 1.0 if self.scale is None else self.scale
         t = _check_t(t)
         check_positive(scale, "scale")
         R0 = as_array(R0, "R0", ndim=2)

@@ -10,6 +10,13 @@ inputs from kernels alone:
   `N(0, K/h)` per column (§7.5 of the theory); no h-dimensional object is ever formed.
 
 Comparisons use rotation-invariant quantities only (the flow is defined up to `W ↦ WQ`).
+
+**Any trainer against any ODE.** `compare_along(a, b, invariant=...)` takes two of: a `TrainResult`
+(any trainer, saves at `t = lr × steps`), a `Trajectory` (`solve`, `solve_ensemble`) or an
+`AbstractSolution` (closed forms, evaluated at the other side's save times), maps both through the
+invariant the caller names (`"gram"` `RRᵀ`, `"projector"` `W(WᵀW)⁻¹Wᵀ`, `"state"` or any function of a
+state) and returns the relative gap at every shared time. `lr_order(lrs, gaps)` fits the order of the
+GD-vs-flow gap in the learning rate (1 for full-batch GD against its flow).
 """
 
 from __future__ import annotations
@@ -17,11 +24,19 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+from jaxtyping import Array, Float
+
 from ._flows import OutputFlow, sample_initial_outputs
 from ._kernels import infinite_width_kernel
 from ._metrics import linear_cka, subspace_distance
 from ._networks import NetworkSpec, network_features
+from ._solution import AbstractSolution, Trajectory
 from ._solve import solve
+from ._training import TrainResult
 
 
 def empirical_setup(spec: NetworkSpec, params: dict, Z, X_eval):
@@ -74,3 +89,102 @@ def agreement(R_a, R_b) -> dict:
         "subspace_distance": subspace_distance(R_a, R_b),
         "cka": linear_cka(R_a, R_b),
     }
+
+
+def _gram(R):
+    return R @ jnp.swapaxes(R, -1, -2)
+
+
+def _projector(W):
+    return W @ jnp.linalg.solve(jnp.swapaxes(W, -1, -2) @ W, jnp.swapaxes(W, -1, -2))
+
+
+def _state(y):
+    return y
+
+
+INVARIANTS: dict[str, Callable[[Any], Any]] = {"gram": _gram, "projector": _projector, "state": _state}
+"""Named invariants for `compare_along`: Gram of outputs `RRᵀ`, projector onto the column span, raw state."""
+
+
+class Comparison(NamedTuple):
+    """Result of `compare_along`: the shared times `ts`, the relative gap at each time
+    (`‖f(a) − f(b)‖_F / ‖f(b)‖_F`, summed over the leaves of a pytree state) and its maximum."""
+
+    ts: Float[Array, " n_save"]
+    gaps: Float[Array, " n_save"]
+    max_gap: Float[Array, ""]
+
+
+def _times_states(obj, name: str):
+    if isinstance(obj, TrainResult):
+        if obj.saved is None:
+            raise ValueError(f"`{name}` is a TrainResult without saves: train with `save_every`.")
+        return obj.ts, obj.saved
+    if isinstance(obj, Trajectory):
+        return obj.ts, obj.ys
+    raise TypeError(f"`{name}` must be a TrainResult, a Trajectory or an AbstractSolution, got {type(obj).__name__}.")
+
+
+def compare_along(a, b, *, invariant: str | Callable = "gram", ts=None, atol_time: float = 1e-9) -> Comparison:
+    r"""Compare two dynamics on the same time grid through a rotation-invariant quantity.
+
+    `gap(t) = ‖f(y_a(t)) − f(y_b(t))‖_F / ‖f(y_b(t))‖_F` for each shared save time t.
+
+    **Arguments:**
+    - `a`, `b`: each a `TrainResult` (times `lr × steps`), a `Trajectory` or an `AbstractSolution`.
+      A solution is evaluated at the other argument's times (or at `ts` when both are solutions).
+    - `invariant`: `"gram"`, `"projector"`, `"state"` or a function of one state (unbatched; it is
+      vmapped over time). States that are pytrees are compared leaf by leaf and the gaps summed.
+    - `ts`: times, needed only when both are solutions.
+    - `atol_time`: how far the two grids may differ (absolute) and still count as the same times.
+
+    **Returns:** a `Comparison(ts, gaps, max_gap)`.
+    """
+    f = INVARIANTS.get(invariant) if isinstance(invariant, str) else invariant
+    if f is None or not callable(f):
+        raise ValueError(f"`invariant` must be one of {tuple(INVARIANTS)} or a function, got {invariant!r}.")
+    sol_a, sol_b = isinstance(a, AbstractSolution), isinstance(b, AbstractSolution)
+    if sol_a and sol_b:
+        if ts is None:
+            raise ValueError("`ts` is required when both `a` and `b` are closed-form solutions.")
+        ta, ya = ts, a.trajectory(ts).ys
+        tb, yb = ts, b.trajectory(ts).ys
+    elif sol_a:
+        tb, yb = _times_states(b, "b")
+        ta, ya = tb, a.trajectory(tb).ys
+    elif sol_b:
+        ta, ya = _times_states(a, "a")
+        tb, yb = ta, b.trajectory(ta).ys
+    else:
+        ta, ya = _times_states(a, "a")
+        tb, yb = _times_states(b, "b")
+    ta_n, tb_n = np.asarray(ta), np.asarray(tb)
+    if ta_n.shape != tb_n.shape or not np.allclose(ta_n, tb_n, rtol=0.0, atol=atol_time):
+        raise ValueError(f"`a` and `b` are saved at different times ({ta_n.shape[0]} vs {tb_n.shape[0]} saves, "
+                         f"ranges [{ta_n.min() if ta_n.size else 'none'}, {ta_n.max() if ta_n.size else 'none'}] and "
+                         f"[{tb_n.min() if tb_n.size else 'none'}, {tb_n.max() if tb_n.size else 'none'}]); "
+                         "save both on one grid (solve with `ts=result.ts`).")
+    fa = jax.vmap(f)(ya)
+    fb = jax.vmap(f)(yb)
+    leaves_a, leaves_b = jax.tree_util.tree_leaves(fa), jax.tree_util.tree_leaves(fb)
+    gaps = sum(jnp.linalg.norm((x - y).reshape(x.shape[0], -1), axis=1) / jnp.linalg.norm(y.reshape(y.shape[0], -1), axis=1)
+               for x, y in zip(leaves_a, leaves_b))
+    return Comparison(ts=jnp.asarray(ta), gaps=gaps, max_gap=jnp.max(gaps))
+
+
+def lr_order(lrs, gaps) -> float:
+    r"""Order p of a gap in the learning rate, fitted as the slope of `log gap` against `log lr`.
+
+    Full-batch GD tracks its gradient flow at `t = lr × steps` with an O(lr) error, so p ≈ 1 (the
+    gap halves when lr halves); SGD against a population ODE adds a sampling floor and p < 1.
+
+    **Arguments:** `lrs`, `gaps`: at least two positive learning rates and the gaps at a fixed t.
+    """
+    lrs = np.asarray(lrs, dtype=float)
+    gaps = np.asarray(gaps, dtype=float)
+    if lrs.ndim != 1 or lrs.shape != gaps.shape or lrs.size < 2:
+        raise ValueError(f"`lrs` and `gaps` must be 1-D of the same length >= 2, got {lrs.shape} and {gaps.shape}.")
+    if np.any(lrs <= 0) or np.any(gaps <= 0) or not np.all(np.isfinite(gaps)):
+        raise ValueError("`lrs` and `gaps` must be positive and finite.")
+    return float(np.polyfit(np.log(lrs), np.log(gaps), 1)[0])

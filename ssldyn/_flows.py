@@ -22,6 +22,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Float
 
 from ._linalg import as_hyper, check_pair_matrix, kernel_root, sym
 from ._manifolds import AbstractManifold, Euclidean, Grassmann, Sphere, get_manifold
@@ -100,10 +101,10 @@ class QuadraticFlow(AbstractFlow):
     References: Esser, Mukherjee & Ghoshdastidar, TMLR 2024; Yan, Helmke & Moore, IEEE TNN 1994.
     """
 
-    S: jax.Array | None
-    mu: jax.Array | None
-    U: jax.Array | None
-    weight_decay: jax.Array
+    S: Float[Array, "d d"] | None
+    mu: Float[Array, " d"] | None
+    U: Float[Array, "d d"] | None
+    weight_decay: Float[Array, ""]
     manifold_: AbstractManifold
 
     def __init__(self, S, *, manifold="grassmann", weight_decay=0.0, eigenbasis: bool = False):
@@ -180,7 +181,7 @@ class GradientFlow(AbstractFlow):
     loss_fn: Callable = eqx.field(static=True)
     manifold_: AbstractManifold
     args: Any
-    weight_decay: jax.Array
+    weight_decay: Float[Array, ""]
 
     def __init__(self, loss_fn: Callable, manifold="euclidean", *, args=None, weight_decay=0.0):
         if not callable(loss_fn):
@@ -247,11 +248,11 @@ class OutputFlow(AbstractFlow):
     joint test-point form is derived in ssldyn's docs).
     """
 
-    B: jax.Array
-    K: jax.Array
-    K_test: jax.Array | None
+    B: Float[Array, "m m"]
+    K: Float[Array, "m m"]
+    K_test: Float[Array, "m_test m"] | None
     constrained: bool = eqx.field(static=True)
-    weight_decay: jax.Array
+    weight_decay: Float[Array, ""]
 
     def __init__(self, B, K, *, K_test=None, constrained: bool = True, weight_decay=0.0):
         B = check_pair_matrix(B, name="B")

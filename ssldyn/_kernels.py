@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._validation import as_array, check_positive, check_same_cols, is_concrete
+from ._validation import as_array, check_int, check_positive, check_same_cols, is_concrete
 
 __all__ = [
     "get_activation",
@@ -155,11 +155,7 @@ def _check_scalar_positive(value, name: str) -> None:
 
 
 def _check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"`{name}` must be a positive int, got {type(value).__name__}.")
-    if int(value) < 1:
-        raise ValueError(f"`{name}` must be a positive int, got {value}.")
-    return int(value)
+    return check_int(value, name, minimum=1)
 
 
 def _inputs(X, Y):

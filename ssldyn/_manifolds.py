@@ -145,10 +145,9 @@ def stiefel_init(key: jax.Array, d: int, k: int, *, dtype=None) -> jax.Array:
 
     **Returns:** `W` (d, k) with `WᵀW = I_k`.
     """
-    from ._validation import check_rank_k
+    from ._validation import check_int, check_rank_k
 
-    if isinstance(d, bool) or not isinstance(d, int) or d < 1:
-        raise ValueError(f"`d` must be a positive int, got {d!r}.")
+    d = check_int(d, "d", minimum=1)
     check_rank_k(k, d)
     return qf(jax.random.normal(key, (d, k), dtype=dtype or jnp.result_type(float)))
 

@@ -23,6 +23,8 @@ import optax
 import optax.tree_utils as otu
 
 from ._validation import (
+    check_int,
+    check_labels,
     as_array,
     check_positive,
     check_rank_k,
@@ -430,38 +432,16 @@ class ProbeResult(NamedTuple):
     grad_norm: jax.Array | None = None
 
 
-def _as_labels(y, name: str) -> jax.Array:
-    if isinstance(y, (str, bytes)) or y is None:
-        raise TypeError(f"`{name}` must be a 1-D array of integer class labels, got {type(y).__name__}.")
-    try:
-        arr = jnp.asarray(y)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"`{name}` must be a 1-D array of integer class labels, got {type(y).__name__}.") from err
-    if arr.ndim != 1:
-        raise ValueError(f"`{name}` must be a 1-D array of class labels, got shape {tuple(arr.shape)}.")
-    if jnp.issubdtype(arr.dtype, jnp.integer):
-        return arr.astype(jnp.int32)
-    if jnp.issubdtype(arr.dtype, jnp.floating) and is_concrete(arr):
-        vals = np.asarray(arr)
-        if np.all(np.isfinite(vals)) and np.all(vals == np.round(vals)):
-            return arr.astype(jnp.int32)
-        raise ValueError(
-            f"`{name}` must contain integer class labels 0, 1, ..., C-1; got non-integer values "
-            f"(dtype {arr.dtype})."
-        )
-    raise TypeError(f"`{name}` must have an integer dtype (class labels), got dtype {arr.dtype}.")
-
-
 def _prepare_probe(Z_train, y_train, Z_test, y_test, n_classes):
     ztr = as_array(Z_train, "Z_train", ndim=2)
     zte = as_array(Z_test, "Z_test", ndim=2)
-    ytr = _as_labels(y_train, "y_train")
+    ytr = check_labels(y_train, "y_train")
     check_same_rows({"Z_train": ztr, "y_train": ytr})
     check_same_cols({"Z_train": ztr, "Z_test": zte})
     labels = {"y_train": ytr}
     yte = None
     if y_test is not None:
-        yte = _as_labels(y_test, "y_test")
+        yte = check_labels(y_test, "y_test")
         check_same_rows({"Z_test": zte, "y_test": yte})
         labels["y_test"] = yte
     concrete = {name: np.asarray(v) for name, v in labels.items() if is_concrete(v)}
@@ -473,11 +453,7 @@ def _prepare_probe(Z_train, y_train, Z_test, y_test, n_classes):
         if len(concrete) < len(labels):
             raise TypeError("`n_classes` must be given (as an int) when the labels are traced (inside jit/vmap).")
         n_classes = max((int(v.max()) for v in concrete.values() if v.size), default=0) + 1
-    if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)):
-        raise TypeError(f"`n_classes` must be an int, got {type(n_classes).__name__}.")
-    n_classes = int(n_classes)
-    if n_classes < 2:
-        raise ValueError(f"`n_classes` must be at least 2, got {n_classes}.")
+    n_classes = check_int(n_classes, "n_classes", minimum=2)
     for name, v in concrete.items():
         if v.size and v.max() >= n_classes:
             raise ValueError(
@@ -637,11 +613,7 @@ def logistic_probe(Z_train, y_train, Z_test, y_test=None, *, reg: float = 1e-4, 
     if tol is None:
         tol = 1e-9 if ztr.dtype == jnp.float64 else 1e-6
     check_positive(tol, "tol", allow_zero=True)
-    for name, val in (("steps", steps), ("memory_size", memory_size)):
-        if isinstance(val, bool) or not isinstance(val, (int, np.integer)):
-            raise TypeError(f"`{name}` must be an int, got {type(val).__name__}.")
-        if val < 1:
-            raise ValueError(f"`{name}` must be at least 1, got {val}.")
+    steps, memory_size = check_int(steps, "steps", minimum=1), check_int(memory_size, "memory_size", minimum=1)
     w, b, mean, scale, n_iter, gnorm = _logistic_fit(
         ztr, ytr, jnp.asarray(reg, ztr.dtype), jnp.asarray(tol, ztr.dtype), n_classes=n_classes,
         steps=int(steps), memory_size=int(memory_size), standardize=bool(standardize))

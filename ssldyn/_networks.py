@@ -29,11 +29,12 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
+from jaxtyping import Array, Float
 
 from ._kernels import get_activation
 from ._manifolds import Stiefel, stiefel_init
 from ._training import TrainResult, check_loop, run_steps
-from ._validation import as_array, check_choice, check_positive, check_rank_k
+from ._validation import as_array, check_int, check_choice, check_positive, check_rank_k
 
 TRAIN_MODES = ("last", "all")
 PARAMETRIZATIONS = ("standard", "ntk")
@@ -56,9 +57,7 @@ class NetworkSpec(eqx.Module):
 
     def __check_init__(self):
         for name in ("d", "h", "k"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"`{name}` must be a positive int, got {v!r}.")
+            check_int(getattr(self, name), name, minimum=1)
         check_rank_k(self.k, self.h, "k")
         get_activation(self.activation)
         if self.parametrization not in PARAMETRIZATIONS:
@@ -127,8 +126,8 @@ def _check_train_args(spec, Z, B, lr, n_steps, train, save_every):
 def train_network(
     spec: NetworkSpec,
     params: dict,
-    Z,
-    B,
+    Z: Float[Array, "m d"],
+    B: Float[Array, "m m"],
     *,
     lr: float = 0.01,
     n_steps: int = 100,
@@ -136,7 +135,7 @@ def train_network(
     constrained: bool = True,
     weight_decay: float = 0.0,
     retraction: str = "qr",
-    X_eval=None,
+    X_eval: Float[Array, "m_eval d"] | None = None,
     save_every: int | None = None,
 ) -> TrainResult:
     r"""Full-batch GD on `−tr(Rᵀ B R) + (ω/2)‖θ‖²` for `n_steps` steps (time `t = lr·n_steps`).

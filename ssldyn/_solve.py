@@ -18,11 +18,12 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Float, PyTree
 
 from ._flows import AbstractFlow
 from ._solution import STATUS_MESSAGES, SolveError, Status, Trajectory
 from ._training import TrainResult, check_loop, run_steps
-from ._validation import as_array, check_positive, in_trace, is_concrete
+from ._validation import as_array, check_int, check_positive, in_trace, is_concrete
 
 def _status(result, ys) -> jax.Array:
     finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(y)) for y in jax.tree_util.tree_leaves(ys)]))
@@ -92,8 +93,7 @@ def _check_solve_options(dtype, t0, t1, ts, rtol, atol, dt0, solver, max_steps, 
     if dt0 is not None:
         check_positive(dt0, "dt0")
         dt0 = jnp.asarray(dt0, dtype=dtype)
-    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
-        raise ValueError(f"`max_steps` must be a positive int, got {max_steps!r}.")
+    max_steps = check_int(max_steps, "max_steps", minimum=1)
     solver = diffrax.Tsit5() if solver is None else solver
     if not isinstance(solver, diffrax.AbstractSolver):
         raise TypeError(f"`solver` must be a diffrax solver, got {type(solver).__name__}.")
@@ -103,9 +103,9 @@ def _check_solve_options(dtype, t0, t1, ts, rtol, atol, dt0, solver, max_steps, 
 
 def solve(
     flow: AbstractFlow,
-    y0,
-    t0=0.0,
-    t1=1.0,
+    y0: PyTree[Float[Array, "..."]],
+    t0: float | Float[Array, ""] = 0.0,
+    t1: float | Float[Array, ""] = 1.0,
     *,
     ts=None,
     rtol=1e-7,
@@ -151,8 +151,8 @@ def solve(
     return traj
 
 
-def simulate_gd(flow: AbstractFlow, y0, lr, n_steps: int, *, save_every: int | None = None,
-                include_initial: bool = False) -> TrainResult:
+def simulate_gd(flow: AbstractFlow, y0: PyTree[Float[Array, "..."]], lr: float | Float[Array, ""], n_steps: int, *,
+                save_every: int | None = None, include_initial: bool = False) -> TrainResult:
     r"""Gradient descent (Riemannian, with the flow's retraction) simulated step by step:
 
         y_{k+1} = retract_{y_k}( lr · vector_field(t_k, y_k) ),   t_k = k · lr,

@@ -22,9 +22,10 @@ from typing import Literal
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jaxtyping import Array, Float
 
 from ._linalg import LOSS_KINDS, pair_blocks, sym
-from ._validation import as_array, check_positive, check_same_cols, check_same_rows
+from ._validation import as_array, check_int, check_positive, check_same_cols, check_same_rows
 
 LossKind = Literal["contrastive", "noncontrastive", "squared_contrastive", "squared_noncontrastive"]
 
@@ -43,11 +44,11 @@ class ViewStats(eqx.Module):
     All matrices are symmetrised where built.
     """
 
-    C0: jax.Array
-    Cp: jax.Array
-    Dp: jax.Array
-    Cm: jax.Array | None = None
-    Dm: jax.Array | None = None
+    C0: Float[Array, "d d"]
+    Cp: Float[Array, "d d"]
+    Dp: Float[Array, "d d"]
+    Cm: Float[Array, "d d"] | None = None
+    Dm: Float[Array, "d d"] | None = None
     n: int = eqx.field(static=True, default=0)
 
     @property
@@ -136,8 +137,7 @@ def population_view_stats(
 
     **Returns:** a `ViewStats` whose `n` is `n_samples`.
     """
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-        raise ValueError(f"`n_samples` must be a positive int, got {n_samples!r}.")
+    n_samples = check_int(n_samples, "n_samples", minimum=1)
     check_positive(batch_size, "batch_size")
     n_batches = -(-n_samples // batch_size)
     sums = None

@@ -147,9 +147,10 @@ def save_times(lr, n_steps: int, save_every: int | None, *, include_initial: boo
     return k * jnp.asarray(lr, dtype or jnp.result_type(float))
 
 
-def run_steps(step: Callable[[Any, Any], Any], carry, *, lr, n_steps: int, save_every: int | None = None,
-              save_fn: Callable[[Any], Any] | None = None, final_fn: Callable[[Any], Any] | None = None,
-              xs=None, include_initial: bool = False) -> TrainResult:
+def run_steps(step: Callable[[Any, Any], Any], carry, *, lr, n_steps: int | None = None,
+              save_every: int | jax.Array | None = None, save_fn: Callable[[Any], Any] | None = None,
+              final_fn: Callable[[Any], Any] | None = None, xs=None, include_initial: bool = False,
+              n_saves: int | None = None) -> TrainResult:
     r"""Run a training loop and return a `TrainResult` on the effective-time axis `t = lr × steps`.
 
     **Arguments:**
@@ -158,9 +159,17 @@ def run_steps(step: Callable[[Any, Any], Any], carry, *, lr, n_steps: int, save_
     - `lr`: the learning rate η that converts steps to time (a scalar, may be traced).
     - `final_fn`: maps the final carry to `TrainResult.final` (default: `save_fn`, else the carry).
     - `include_initial`: also save `save_fn(carry)` before the first step, at t = 0.
+    - `n_saves`: the *traced-length* mode. Give the number of saves (static) instead of `n_steps`;
+      `save_every` may then be a traced integer, so runs of any length with the same number of saves
+      share one compilation (`n_steps = n_saves × save_every`). The step receives the step index
+      k (int32) as its `x`; `xs` is not allowed (its length would be static).
 
-    Call it inside `jit`/`vmap`: the step counts are static Python ints.
+    Call it inside `jit`/`vmap`: the step counts are static Python ints (except `save_every` in the
+    traced-length mode).
     """
+    if n_saves is not None:
+        return _run_traced(step, carry, lr, n_saves, save_every, save_fn or _identity,
+                           final_fn or save_fn or _identity, xs, include_initial, n_steps)
     if save_fn is None:
         save_fn = _identity
     if final_fn is None:
@@ -172,6 +181,24 @@ def run_steps(step: Callable[[Any, Any], Any], carry, *, lr, n_steps: int, save_
     dtype = jnp.result_type(lr) if jnp.issubdtype(jnp.result_type(lr), jnp.floating) else None
     ts = save_times(lr, n_steps, save_every, include_initial=include_initial, dtype=dtype)
     return TrainResult(final=final_fn(carry), saved=saved, ts=ts)
+
+
+def _run_traced(step, carry, lr, n_saves, save_every, save_fn, final_fn, xs, include_initial, n_steps):
+    if xs is not None or n_steps is not None:
+        raise ValueError("with `n_saves`, give neither `xs` nor `n_steps` (the step receives its index).")
+    every = jnp.asarray(save_every, jnp.int32)
+
+    def block(c, start):
+        c = jax.lax.fori_loop(start, start + every, lambda k, cc: step(cc, k), c)
+        return c, save_fn(c)
+
+    carry0 = carry
+    carry, saved = jax.lax.scan(block, carry, jnp.arange(n_saves, dtype=jnp.int32) * every)
+    k = jnp.arange(0 if include_initial else 1, n_saves + 1) * every
+    if include_initial:
+        saved = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), save_fn(carry0), saved)
+    lr = jnp.asarray(lr)
+    return TrainResult(final=final_fn(carry), saved=saved, ts=k.astype(lr.dtype) * lr)
 
 
 def check_loop(lr, n_steps, save_every, *, lr_name: str = "lr", min_steps: int = 0) -> tuple[int, int | None]:

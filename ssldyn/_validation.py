@@ -194,3 +194,35 @@ def check_same_cols(arrays: dict[str, jax.Array]) -> int:
         desc = ", ".join(f"`{n}` has {s}" for n, s in sizes.items())
         raise ValueError(f"Numbers of features (columns) must match: {desc}.")
     return next(iter(sizes.values()))
+
+
+def to_jax(x, name: str, what: str) -> jax.Array:
+    """`jnp.asarray(x)`, or a TypeError "`name` must be <what>, got <type>" for strings, None and
+    objects that are not array-like."""
+    if isinstance(x, (str, bytes)) or x is None:
+        raise TypeError(f"`{name}` must be {what}, got {type(x).__name__}.")
+    try:
+        return jnp.asarray(x)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"`{name}` must be {what}, got {type(x).__name__}.") from err
+
+
+def check_labels(y, name: str = "y", n: int | None = None) -> jax.Array:
+    """Integer class labels as a 1-D int32 array (floats are accepted when they hold integers).
+
+    `n`: the number of samples the labels must match (the rows of the data), or None.
+    """
+    what = f"`{name}` must be a 1-D array of integer class labels"
+    arr = to_jax(y, name, "a 1-D array of integer class labels")
+    if arr.ndim != 1:
+        raise ValueError(f"{what} (one label per row), got shape {tuple(arr.shape)}.")
+    if n is not None and arr.shape[0] != n:
+        raise ValueError(f"Numbers of samples (rows) must match: the data has {n}, `{name}` has {arr.shape[0]}.")
+    if jnp.issubdtype(arr.dtype, jnp.integer):
+        return arr.astype(jnp.int32)
+    if jnp.issubdtype(arr.dtype, jnp.floating) and is_concrete(arr):
+        vals = np.asarray(arr)
+        if np.all(np.isfinite(vals)) and np.all(vals == np.round(vals)):
+            return arr.astype(jnp.int32)
+        raise ValueError(f"{what} 0, 1, ..., C-1; got non-integer values (dtype {arr.dtype}).")
+    raise TypeError(f"{what}, got dtype {arr.dtype}.")

@@ -33,7 +33,8 @@ def test_cli_run_writes_documented_files_and_schema(tmp_path, capsys):
                   "ode_empirical_seconds"):
         assert all(field in r for r in sweep), field
     assert sum(r["acc_network_B"] is not None for r in sweep) == 2 * 2  # arm B on the first seed only
-    assert all(set(c) == {"claim", "measured", "reproduced"} for c in res["claims"]) and len(res["claims"]) >= 5
+    assert all(set(c) == {"claim", "paper", "measured", "criterion", "verdict", "reproduced"} for c in res["claims"])
+    assert len(res["claims"]) >= 5 and all(c["criterion"] for c in res["claims"])
     # Independent check of the core claim at this size: arm A agrees with its ODE up to O(lr).
     assert max(r["gram_gap_A_vs_ode"] for r in sweep) < 0.05
     report = (out / "report.md").read_text()
@@ -83,10 +84,10 @@ def test_cells_do_not_depend_on_which_cells_ran_before():
                       n_per_class=10, k=2)
     sweep = [c for c in E.cells(config) if c["kind"] == "sweep"]
     ctx = E.prepare(config)
-    shared = {c["id"]: E.run_cell(config, ctx, c) for c in sweep}
+    shared = {c["id"]: E.EXPERIMENT.dispatch(config, ctx, c) for c in sweep}
     target = sweep[-1]
     assert target["pair"] == [4, 9]
-    fresh = E.run_cell(config, E.prepare(config), target)
+    fresh = E.EXPERIMENT.dispatch(config, E.prepare(config), target)
     for a, b in zip(shared[target["id"]], fresh):
         for field in ("acc_init", "acc_network_A", "acc_network_B", "acc_ode_empirical", "acc_ode_infinite",
                       "gram_gap_A_vs_ode", "cka_infinite_vs_ode"):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import ssldyn
-from ssldyn import _head as hd
+from ssldyn import head as hd
 
 MODEL = hd.HeadData()
 W0 = hd.controlled_head_init(jax.random.PRNGKey(0), MODEL)
@@ -194,19 +194,22 @@ def test_population_ode_matches_gd_and_large_batch_sgd():
     T = 24.0
     gd = {}
     for lr in (0.2, 0.1):  # 240 steps each (one compilation); keep the saves up to t = T
-        _, (Ws, es) = ssldyn.simulate_gd(flow, (W0, E0), lr, 240, save_every=1)
+        res = ssldyn.simulate_gd(flow, (W0, E0), lr, 240, save_every=1)
         n = int(round(T / lr))
-        Ws, es = Ws[:n], es[:n]
-        gd[lr] = (Ws, es, hd.head_phase_metrics(lr * jnp.arange(1, n + 1), hd.head_state_from_weights(Ws, es)))
+        Ws, es = res.saved[0][:n], res.saved[1][:n]
+        gd[lr] = (Ws, es, hd.head_phase_metrics(res.ts[:n], hd.head_state_from_weights(Ws, es)))
     # O(η): the GD–ODE gap of the acceleration time halves with η.
     gaps = [abs(float(gd[lr][2].t_weak) - float(ph_ode.t_weak)) for lr in (0.2, 0.1)]
     assert 1.5 < gaps[0] / gaps[1] < 2.6, gaps
     # SGD, S seeds of batch B at η = 0.2.
     S, B, lr = 4, 2048, 0.2
     keys = jax.random.split(jax.random.PRNGKey(40), S)
-    _, (Ws, es) = hd.train_head_sgd(keys, jnp.stack([W0] * S), model=MODEL, lr=lr, n_steps=int(T / lr),
-                                    batch_size=B, lr_ratio=1.0, save_every=1)
-    t_sgd = lr * jnp.arange(1, Ws.shape[1] + 1)
+    res = hd.train_head_sgd(keys, jnp.stack([W0] * S), model=MODEL, lr=lr, n_steps=int(T / lr),
+                            batch_size=B, lr_ratio=1.0, save_every=1)
+    assert isinstance(res, ssldyn.TrainResult)
+    Ws, es = res.saved
+    t_sgd = res.ts  # t = η × steps, one time axis for all seeds
+    np.testing.assert_allclose(t_sgd, lr * jnp.arange(1, Ws.shape[1] + 1), rtol=1e-15)
     states = hd.head_state_from_weights(Ws, es)
     ph = jax.jit(jax.vmap(lambda st: hd.head_phase_metrics(t_sgd, st)))(states)
     assert bool(jnp.all(ph.distinct))  # same outcome in every run
@@ -224,6 +227,43 @@ def test_population_ode_matches_gd_and_large_batch_sgd():
         assert abs(vals.mean() - ref) < 4 * se + 0.01 * abs(ref), (name, vals, ref)
     rel = abs(float(ph.e21_peak.mean()) - float(ph_ode.e21_peak)) / float(ph_ode.e21_peak)
     assert rel < 0.05, rel
+
+
+def test_sgd_trainer_returns_a_train_result_on_the_time_axis():
+    """`train_head_sgd` is `run_steps` over `step_keys`: its first step is one hand-written SGD step on
+    the batch `sample_head_views(step_keys(key, n)[0])`; the save times are η × steps, without a seed
+    axis; the final state is the last save. (Batched seeds draw other batches than single runs: the
+    `rbg` generator's bits differ under vmap.)"""
+    from ssldyn._training import step_keys
+
+    key, B, lr, rho, n = jax.random.PRNGKey(5), 64, 0.1, 0.5, 6
+    one = hd.train_head_sgd(key, W0, model=MODEL, lr=lr, n_steps=1, batch_size=B, lr_ratio=rho)
+    assert isinstance(one, ssldyn.TrainResult) and one.saved is None and one.ts.shape == (0,)
+    X1, X2, _ = hd.sample_head_views(step_keys(key, 1)[0], MODEL, B)
+    gW, ge = jax.grad(hd.head_network_loss, argnums=(0, 1))(W0, E0, X1, X2)
+    np.testing.assert_allclose(one.final[0], W0 - lr * gW, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(one.final[1], E0 - rho * lr * ge, rtol=1e-12, atol=1e-14)
+    keys = jax.random.split(key, 2)
+    many = hd.train_head_sgd(keys, jnp.stack([W0, 0.5 * W0]), model=MODEL, lr=lr, n_steps=n, batch_size=B,
+                             lr_ratio=rho, save_every=2)
+    single = hd.train_head_sgd(keys[1], 0.5 * W0, model=MODEL, lr=lr, n_steps=n, batch_size=B, lr_ratio=rho,
+                               save_every=2)
+    np.testing.assert_allclose(many.ts, lr * jnp.array([2.0, 4.0, 6.0]), rtol=1e-15)
+    np.testing.assert_allclose(many.ts, single.ts, rtol=0)
+    assert many.saved[0].shape == (2, 3, MODEL.d, 2) and many.saved[1].shape == (2, 3, 2)
+    (W, e), (Ws, es) = many  # unpacks like the old tuple result
+    np.testing.assert_array_equal(W, Ws[:, -1])
+    np.testing.assert_array_equal(e, es[:, -1])
+
+
+def test_head_flows_are_autonomous():
+    """`simulate_gd` passes t_k = k·η to the vector field: the head flows must not depend on t."""
+    W, e = random_state(jax.random.PRNGKey(50))
+    state = hd.head_state_from_weights(W, e)
+    for flow, y in ((hd.HeadFlow(MODEL, lr_ratio=0.7), state), (hd.HeadWeightFlow(MODEL, lr_ratio=0.7), (W, e))):
+        v0, v1 = flow.vector_field(0.0, y), flow.vector_field(37.5, y)
+        for a, b in zip(jax.tree_util.tree_leaves(v0), jax.tree_util.tree_leaves(v1)):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_bad_inputs_raise():
@@ -248,6 +288,13 @@ def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="key"):
         hd.train_head_sgd(jax.random.split(jax.random.PRNGKey(0), 3), jnp.zeros((2, MODEL.d, 2)), model=MODEL,
                           lr=0.1, n_steps=1, batch_size=8)
+    with pytest.raises(ValueError, match="key"):  # one key for two seeds
+        hd.train_head_sgd(jax.random.PRNGKey(0), jnp.zeros((2, MODEL.d, 2)), model=MODEL, lr=0.1, n_steps=1,
+                          batch_size=8)
+    with pytest.raises(ValueError, match="save_every"):
+        hd.train_head_sgd(jax.random.PRNGKey(0), W0, model=MODEL, lr=0.1, n_steps=1, batch_size=8, save_every=0)
+    with pytest.raises(ValueError, match="lr"):
+        hd.train_head_sgd(jax.random.PRNGKey(0), W0, model=MODEL, lr=0.0, n_steps=1, batch_size=8)
     with pytest.raises(ValueError, match="threshold"):
         hd.head_phase_metrics(TS, hd.HeadState(jnp.zeros((161, 2, 2)), jnp.zeros((161, 2, 2)), jnp.zeros((161, 2))),
                               threshold=1.5)

@@ -117,7 +117,15 @@ def test_dispatch_and_cross_kernel():
     np.testing.assert_allclose(cross, full[:, perm], rtol=0, atol=1e-12)
     # Closed forms are reached by dispatch (also from the recognised callables); an unrecognised wrapper
     # falls through to quadrature, which must agree.
-    np.testing.assert_array_equal(infinite_width_kernel(X, activation=jax.nn.relu), relu_kernel(X))
+    # ReLU by dispatch from the callable equals the arc-cosine formula written out here in NumPy
+    # (Cho & Saul 2009): E[relu(u) relu(v)] = √(q₁q₂)(sin θ + (π − θ) cos θ)/(2π), q = σ² xᵀy/d.
+    q = 1.0 * np.asarray(X) @ np.asarray(X).T / D
+    nrm = np.sqrt(np.diag(q))
+    outer = np.outer(nrm, nrm)
+    cos = np.clip(np.divide(q, outer, out=np.ones_like(q), where=outer > 0), -1.0, 1.0)  # zero row: K = 0 anyway
+    theta = np.arccos(cos)
+    arccos = np.outer(nrm, nrm) * (np.sin(theta) + (np.pi - theta) * cos) / (2 * np.pi)
+    np.testing.assert_allclose(infinite_width_kernel(X, activation=jax.nn.relu), arccos, rtol=1e-12, atol=1e-13)
     np.testing.assert_allclose(infinite_width_kernel(X, activation=lambda z: jnp.maximum(z, 0.0)),
                                relu_kernel(X), rtol=0, atol=1e-11)
     np.testing.assert_allclose(infinite_width_kernel(X, activation="linear", weight_var=2.0),

@@ -10,8 +10,18 @@ from nbclient import NotebookClient
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 
 
-def test_there_are_notebooks():
-    assert NOTEBOOKS, "notebooks/ holds no notebook"
+def test_every_reproduction_has_a_notebook_that_checks_its_results():
+    """One notebook per registered reproduction (name with '-' → '_'), and each asserts its key
+    results in code (so executing it below is a check, not just a run)."""
+    from ssldyn.experiments import REGISTRY
+
+    names = {p.stem for p in NOTEBOOKS}
+    missing = [n for n in REGISTRY.names() if n.replace("-", "_") not in names]
+    assert not missing, f"reproductions without a notebook: {missing}"
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+        assert "assert " in code, f"{path.name} asserts none of its results"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

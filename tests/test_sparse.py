@@ -1,4 +1,4 @@
-"""Tests for the Wen & Li (2021) sparse-coding module `ssldyn._sparse`.
+"""Tests for the Wen & Li (2021) sparse-coding package `ssldyn.sparse`.
 
 Every numerical check compares against an independent computation: exact enumeration over masks,
 Monte Carlo with tolerances derived from standard errors, `jax.scipy.linalg.expm`, a direct
@@ -15,7 +15,7 @@ import pytest
 from scipy.linalg import expm
 
 import ssldyn
-from ssldyn._sparse import (
+from ssldyn.sparse import (
     QuenchedFlow,
     SparseCoding,
     atom_alignment,
@@ -32,7 +32,6 @@ from ssldyn._sparse import (
     linearised_solution,
     make_views,
     quenched_flow,
-    simulate_quenched_gd,
     single_atom_alignment,
     span_energy,
     sparse_metrics,
@@ -406,9 +405,31 @@ def test_gd_on_frozen_sample_tracks_quenched_ode_to_first_order():
     W0 = init_neurons(KEY(53), 16, 6, sigma0=0.4)
     W_ode = ssldyn.solve(fl, W0, 0.0, 2.0, rtol=1e-10, atol=1e-14, max_steps=200_000).final
     assert float(jnp.linalg.norm(W_ode - W0)) > 0.3 * float(jnp.linalg.norm(W0))  # it moved
-    gaps = [float(jnp.linalg.norm(simulate_quenched_gd(fl, W0, 2.0 / N, N) - W_ode)) for N in (100, 200, 400)]
+    gaps = [float(jnp.linalg.norm(ssldyn.simulate_gd(fl, W0, 2.0 / N, N).final - W_ode)) for N in (100, 200, 400)]
     ratios = [gaps[1] / gaps[0], gaps[2] / gaps[1]]
     assert all(0.45 < r < 0.55 for r in ratios), (gaps, ratios)
+
+
+def test_simulate_gd_on_the_frozen_sample_is_time_aware():
+    # ssldyn.simulate_gd steps W ← W + η v(kη, W): the bias schedule sees t_k = kη (a hand-written loop).
+    data = SparseCoding(hadamard_dictionary(16, 4), p=0.25, noise_std=0.4)
+    fl = quenched_flow(KEY(54), data, n_samples=64, batch_size=16, temperature=0.5, weight_decay=0.01,
+                       beta_max=1.5, horizon=0.5, ramp_fraction=0.5)
+    W0 = init_neurons(KEY(55), 16, 6, sigma0=0.4)
+    lr, n = 0.05, 10
+    W = W0
+    for k in range(n):
+        W = W + lr * info_nce_vector_field(W, fl.X1, fl.X2, temperature=0.5, batch_size=16, weight_decay=0.01,
+                                           bias=fl.bias(k * lr, W))
+    res = ssldyn.simulate_gd(fl, W0, lr, n, save_every=5, include_initial=True)
+    np.testing.assert_allclose(res.final, W, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(res.ts, [0.0, 0.25, 0.5])
+    np.testing.assert_array_equal(res.saved[-1], res.final)
+    # the schedule matters: the autonomous field at the final bias level gives another path
+    frozen_bias = W0
+    for _ in range(n):
+        frozen_bias = frozen_bias + lr * fl.vector_field(fl.horizon, frozen_bias)
+    assert float(jnp.max(jnp.abs(frozen_bias - res.final))) > 1e-6
 
 
 # ------------------------------------------------------------------------------------------------
@@ -427,18 +448,38 @@ def test_masking_concentrates_weights_in_span_while_no_augmentation_stays_dense(
     energy = {}
     for aug in ("mask", "none"):
         res = train_sgd(keys, data, W0, augmentation=aug, **kw)
-        energy[aug] = np.asarray(span_energy(res.W, data.M).mean(-1))
+        energy[aug] = np.asarray(span_energy(res.final, data.M).mean(-1))
+    assert isinstance(res, ssldyn.TrainResult)
     np.testing.assert_allclose(res.ts, [0.0, 5.0, 10.0, 15.0, 20.0])
-    assert res.Ws.shape == (2, 5, 32, 16)
-    np.testing.assert_array_equal(res.Ws[:, 0], W0)
+    assert res.saved.W.shape == (2, 5, 32, 16)
+    np.testing.assert_array_equal(res.saved.W[:, 0], W0)
+    np.testing.assert_array_equal(res.saved.W[:, -1], res.final)
+    assert np.all(np.isnan(res.saved.loss[:, 0])) and np.all(np.isfinite(res.saved.loss[:, 1:]))
+    np.testing.assert_array_equal(res.saved.beta, 0.0)
     init = np.asarray(span_energy(W0, data.M).mean(-1))
     assert np.all(np.abs(init - 8 / 32) < 0.1)
     assert np.all(energy["mask"] > 0.9), energy
     assert np.all(1 - energy["none"] > 0.25), energy
     # seeds are independent under vmap: reversing the seed order reverses the results
     rev = train_sgd(keys[::-1], data, W0[::-1], augmentation="none", **kw)
-    np.testing.assert_allclose(rev.W[::-1], res.W, rtol=1e-12)
-    assert float(jnp.max(jnp.abs(res.W[0] - res.W[1]))) > 1e-3
+    np.testing.assert_allclose(rev.final[::-1], res.final, rtol=1e-12)
+    assert float(jnp.max(jnp.abs(res.final[0] - res.final[1]))) > 1e-3
+
+
+def test_train_sgd_saves_block_mean_losses_and_the_schedule(small_data):
+    # The loss saved after a block is the mean of the per-step minibatch losses of that block, the path
+    # does not depend on how often it is saved, and beta is the schedule at the save times.
+    W0 = init_neurons(KEY(63), 8, 4, sigma0=0.1)
+    kw = dict(lr=0.1, n_steps=12, batch_size=16, beta_max=1.2, ramp_fraction=0.5)
+    every = train_sgd(KEY(64), small_data, W0, save_every=1, **kw)
+    blocks = train_sgd(KEY(64), small_data, W0, save_every=4, **kw)
+    np.testing.assert_array_equal(blocks.final, every.final)
+    np.testing.assert_array_equal(blocks.saved.W[:, 1:], every.saved.W[:, 4::4])
+    per_step = np.asarray(every.saved.loss[0, 1:])
+    np.testing.assert_allclose(blocks.saved.loss[0, 1:], per_step.reshape(3, 4).mean(1), rtol=1e-13)
+    np.testing.assert_allclose(blocks.ts, [0.0, 0.4, 0.8, 1.2])
+    np.testing.assert_allclose(blocks.saved.beta[0], bias_schedule(blocks.ts, horizon=1.2, beta_max=1.2), rtol=1e-14)
+    assert blocks.final.shape == (1, 8, 4) and blocks.saved.loss.shape == (1, 4)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -523,5 +564,5 @@ def test_bad_inputs_raise_with_argument_names(small_data):
         span_energy(jnp.ones((7, 2)), small_data.M)
     with pytest.raises(ValueError, match="`Cp`"):
         linearised_solution(jnp.arange(9.0).reshape(3, 3), jnp.ones((3, 1)))
-    with pytest.raises(TypeError, match="`flow`"):
-        simulate_quenched_gd(object(), jnp.ones((8, 2)), 0.1, 3)
+    with pytest.raises(ValueError, match="`lr`"):
+        ssldyn.simulate_gd(QuenchedFlow(jnp.ones((4, 8)), jnp.ones((4, 8))), jnp.ones((8, 2)), 0.0, 3)

@@ -70,6 +70,21 @@ def _check_unit(value, name: str) -> None:
 # Deterministic transforms
 # --------------------------------------------------------------------------------------------------
 
+def _per_image(kernel, X, value, name: str, shape: tuple, *, integer: bool):
+    """Apply `kernel(X, value)` to square images X (n, d) or one image (d,), where `value` has shape
+    `shape` (shared by every image) or `(n, *shape)` (one per image); integer values for pixel shifts."""
+    X, single = _batch(X)
+    n, d = X.shape
+    _side(d)  # raises unless d is a perfect square (the kernel recomputes the side)
+    value = jnp.asarray(value) if integer else jnp.asarray(value, dtype=X.dtype)
+    if integer and is_concrete(value) and not jnp.issubdtype(value.dtype, jnp.integer):
+        raise TypeError(f"`{name}` must hold integers (whole pixels), got dtype {value.dtype}.")
+    if value.shape not in (shape, (n,) + shape):
+        raise ValueError(f"`{name}` must have shape {shape} or {(n,) + shape}, got {tuple(value.shape)}.")
+    out = kernel(X, value)
+    return out[0] if single else out
+
+
 def translate(X: Float[Array, "*n d"], shift) -> Float[Array, "*n d"]:
     """Shift square images by whole pixels, filling vacated pixels with 0.
 
@@ -84,16 +99,7 @@ def translate(X: Float[Array, "*n d"], shift) -> Float[Array, "*n d"]:
     **Returns:**
     - The shifted images, same shape and dtype as `X`.
     """
-    X, single = _batch(X)
-    n, d = X.shape
-    _side(d)  # raises unless d is a perfect square (the kernel recomputes the side)
-    shift = jnp.asarray(shift)
-    if is_concrete(shift) and not jnp.issubdtype(shift.dtype, jnp.integer):
-        raise TypeError(f"`shift` must hold integers (whole pixels), got dtype {shift.dtype}.")
-    if shift.shape not in ((2,), (n, 2)):
-        raise ValueError(f"`shift` must have shape (2,) or ({n}, 2), got {tuple(shift.shape)}.")
-    out = _translate_kernel(X, shift)
-    return out[0] if single else out
+    return _per_image(_translate_kernel, X, jnp.asarray(shift), "shift", (2,), integer=True)
 
 
 @jax.jit
@@ -127,14 +133,7 @@ def rotate(X: Float[Array, "*n d"], degrees) -> Float[Array, "*n d"]:
     **Returns:**
     - The rotated images, same shape and dtype as `X`.
     """
-    X, single = _batch(X)
-    n, d = X.shape
-    _side(d)  # raises unless d is a perfect square (the kernel recomputes the side)
-    deg = jnp.asarray(degrees, dtype=X.dtype)
-    if deg.shape not in ((), (n,)):
-        raise ValueError(f"`degrees` must be a scalar or have shape ({n},), got {tuple(deg.shape)}.")
-    out = _rotate_kernel(X, deg)
-    return out[0] if single else out
+    return _per_image(_rotate_kernel, X, degrees, "degrees", (), integer=False)
 
 
 @jax.jit

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._validation import as_array, is_concrete
+from .._validation import as_array, check_int, check_labels, is_concrete
 from ._augment import Augmentation, default_augmentation
 
 
@@ -52,8 +52,7 @@ def negative_indices(key, n: int) -> jax.Array:
     **Returns:**
     - `(n,)` `int32` indices.
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-        raise TypeError(f"`n` must be an int, got {type(n).__name__}.")
+    n = check_int(n, "n")
     if n < 2:
         raise ValueError(f"Negatives need at least 2 samples (j != i), got n = {n}.")
     return _negative_indices_kernel(key, int(n))
@@ -125,19 +124,6 @@ def _make_views_impl(key, X, aug, negatives, augment_anchors):
 _make_views_jit = jax.jit(_make_views_impl, static_argnums=(2, 3, 4))
 
 
-def _int_labels(y, n: int) -> jax.Array:
-    if y is None or isinstance(y, (str, bytes)):
-        raise TypeError(f"`y` must be an array of integer labels, got {type(y).__name__}.")
-    y = jnp.asarray(y)
-    if y.ndim != 1:
-        raise ValueError(f"`y` must be 1-D (one label per row), got shape {tuple(y.shape)}.")
-    if not jnp.issubdtype(y.dtype, jnp.integer):
-        raise TypeError(f"`y` must hold integer labels, got dtype {y.dtype}.")
-    if y.shape[0] != n:
-        raise ValueError(f"Numbers of samples (rows) must match: `X` has {n}, `y` has {y.shape[0]}.")
-    return y
-
-
 def oracle_views(key, X, y, augment: Augmentation | None = None, *, negatives: bool = True) -> Views:
     """Oracle views from labels: positives from the same class, negatives from another class.
 
@@ -169,7 +155,7 @@ def oracle_views(key, X, y, augment: Augmentation | None = None, *, negatives: b
     """
     X = as_array(X, "X", ndim=2)
     n = X.shape[0]
-    y = _int_labels(y, n)
+    y = check_labels(y, "y", n)
     aug = _identity if augment is None else augment
     if not callable(aug):
         raise TypeError(f"`augment` must be a callable (key, X) -> X or None, got {type(aug).__name__}.")

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._validation import as_array, check_same_rows
+from .._validation import as_array, check_int, check_labels, check_same_rows
 
 
 class ClassSplit(NamedTuple):
@@ -33,28 +33,10 @@ class ClassSplit(NamedTuple):
     classes: tuple[int, ...]
 
 
-def _labels(y, name: str, n: int | None = None) -> np.ndarray:
-    if y is None or isinstance(y, (str, bytes)):
-        raise TypeError(f"`{name}` must be an array of integer labels, got {type(y).__name__}.")
-    arr = np.asarray(y)
-    if arr.ndim != 1:
-        raise ValueError(f"`{name}` must be 1-D (one label per row), got shape {arr.shape}.")
-    if not np.issubdtype(arr.dtype, np.integer):
-        if np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr)):
-            arr = arr.astype(np.int64)
-        else:
-            raise TypeError(f"`{name}` must hold integer labels, got dtype {arr.dtype}.")
-    return arr
-
-
 def _check_count(value, name: str, *, allow_none: bool = False) -> int | None:
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"`{name}` must be an int, got {type(value).__name__}.")
-    if value < 1:
-        raise ValueError(f"`{name}` must be at least 1, got {value}.")
-    return int(value)
+    return check_int(value, name, minimum=1)
 
 
 def class_subset(X, y, classes: Sequence[int] = (0, 1), n_per_class: int = 200, *, key,
@@ -90,7 +72,7 @@ def class_subset(X, y, classes: Sequence[int] = (0, 1), n_per_class: int = 200, 
     - `ValueError` if a class is absent, has fewer rows than requested, or leaves no test rows.
     """
     X = as_array(X, "X", ndim=2)
-    y = _labels(y, "y")
+    y = np.asarray(check_labels(y, "y")).astype(np.int64)
     check_same_rows({"X": X, "y": y})
     if isinstance(classes, (int, np.integer)):
         raise TypeError("`classes` must be a sequence of labels, e.g. (0, 1), not a single int.")
@@ -106,7 +88,7 @@ def class_subset(X, y, classes: Sequence[int] = (0, 1), n_per_class: int = 200, 
         if X_test is None or y_test is None:
             raise ValueError("Pass both `X_test` and `y_test`, or neither.")
         X_test = as_array(X_test, "X_test", ndim=2)
-        y_test = _labels(y_test, "y_test")
+        y_test = np.asarray(check_labels(y_test, "y_test")).astype(np.int64)
         check_same_rows({"X_test": X_test, "y_test": y_test})
         if X_test.shape[1] != X.shape[1]:
             raise ValueError(

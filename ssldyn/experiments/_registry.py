@@ -38,11 +38,24 @@ def _load_all() -> None:
     _LOADED = True
 
 
+def _load_one(name: str) -> None:
+    """Import the module conventionally named after `name` (`esser-mnist` → `esser_mnist`) if it
+    exists, so that running one reproduction does not depend on every other module importing."""
+    if name in _EXPERIMENTS or _LOADED:
+        return
+    module = name.replace("-", "_")
+    package = importlib.import_module("ssldyn.experiments")
+    if any(info.name == module for info in pkgutil.iter_modules(package.__path__)) and not module.startswith("_"):
+        importlib.import_module(f"ssldyn.experiments.{module}")
+
+
 class _Registry:
     """Read-only mapping from CLI names to `Experiment`s, filled by discovering the experiment modules."""
 
     def __getitem__(self, name: str) -> Experiment:
-        _load_all()
+        _load_one(name)
+        if name not in _EXPERIMENTS:
+            _load_all()
         return _EXPERIMENTS[name]
 
     def __iter__(self):
@@ -52,12 +65,15 @@ class _Registry:
         return len(self.names())
 
     def __contains__(self, name) -> bool:
-        _load_all()
+        if isinstance(name, str):
+            _load_one(name)
+        if name not in _EXPERIMENTS:
+            _load_all()
         return name in _EXPERIMENTS
 
     def names(self) -> list[str]:
         _load_all()
-        return list(_EXPERIMENTS)
+        return sorted(_EXPERIMENTS, key=lambda n: (_EXPERIMENTS[n].order, n))
 
     def items(self):
         return [(n, self[n]) for n in self.names()]

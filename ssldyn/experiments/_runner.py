@@ -48,6 +48,7 @@ class Experiment:
     - `claims`: claim functions `(config, records) -> Claim | None` (see `ssldyn.experiments.Claim`).
     - `report(config, context, records, out_dir) -> str`: draws the figures into `out_dir` and returns
       the Markdown body of `report.md` (the claims table is rendered by the runner).
+    - `order`: position in `ssldyn list` and the README table (then by name; the main job is 0).
     """
 
     name: str
@@ -60,9 +61,20 @@ class Experiment:
     cell_kinds: dict = dataclasses.field(default_factory=dict)
     claims: tuple = ()
     report: Callable[[Any, Any, list[dict], Path], str] | None = None
+    order: int = 100
     # transitional: experiments not yet on the kit pass their own if-chain and claim dicts
     run_cell: Callable[[Any, Any, dict], list[dict]] | None = None
     finalize: Callable[[Any, Any, list[dict], Path], tuple[list[dict], str]] | None = None
+
+    @classmethod
+    def from_namespace(cls, namespace: dict, **fields) -> Experiment:
+        """An experiment from a module's conventional names: `Config`, `QUICK`, `prepare`, `cells`,
+        `CELL_KINDS`, `CLAIMS` and `report` (pass `globals()`); `fields` give the rest (`name`,
+        `summary`, `paper`, `order`) and may override any of them."""
+        names = {"config_cls": "Config", "quick": "QUICK", "prepare": "prepare", "cells": "cells",
+                 "cell_kinds": "CELL_KINDS", "claims": "CLAIMS", "report": "report"}
+        kw = {field: namespace[name] for field, name in names.items() if name in namespace and field not in fields}
+        return cls(**kw, **fields)
 
     def dispatch(self, config, context, cell: dict) -> list[dict]:
         """The records of one cell, from the function registered for its kind."""

@@ -33,14 +33,31 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import data as ssl_data
-from .._compare import agreement, empirical_setup, predict_outputs
-from .._closed_form import OutputSolution
-from .._flows import kernel_root, sample_initial_outputs
-from .._kernels import infinite_width_kernel
-from .._metrics import effective_rank, logistic_probe, ridge_probe, stable_rank, subspace_distance
-from .._networks import NetworkSpec, init_network, network_apply, train_network
-from .._stats import pair_matrix, stack_views
+from ssldyn import (
+    NetworkSpec,
+    OutputFlow,
+    OutputSolution,
+    agreement,
+    effective_rank,
+    empirical_setup,
+    infinite_width_kernel,
+    init_network,
+    kernel_root,
+    logistic_probe,
+    network_apply,
+    pair_matrix,
+    predict_outputs,
+    ridge_probe,
+    sample_initial_outputs,
+    stable_rank,
+    solve,
+    stack_views,
+    subspace_distance,
+    train_network,
+)
+from ssldyn import data as ssl_data
+
+from ._kit import Claim, select, verdict
 from ._registry import register
 from ._runner import Experiment, save_figure
 
@@ -239,9 +256,7 @@ def _infinite_width_predictions(machinery, keys, h, scale, *, m, k, t1):
     return jax.vmap(one)(keys)
 
 
-def run_cell(config: Config, ctx: dict, cell: dict) -> list[dict]:
-    if cell["kind"] == "collapse":
-        return _run_collapse(config, ctx, cell)
+def _run_sweep(config: Config, ctx: dict, cell: dict) -> list[dict]:
     pname = _pair_name(cell["pair"])
     P = ctx["pairs"][pname]
     act, h, k, S = cell["activation"], cell["width"], config.k, config.n_seeds
@@ -336,9 +351,6 @@ def _top_k_target(K, B, k):
 
 def _run_collapse(config, ctx, cell):
     """Naive vs constrained dynamics over a long horizon (ODE and last-layer network)."""
-    from .._flows import OutputFlow
-    from .._solve import solve
-
     pname = _pair_name(cell["pair"])
     P = ctx["pairs"][pname]
     h, k = cell["width"], config.k
@@ -484,29 +496,28 @@ def _wallclock_figure(config, sweep, out):
     return save_figure(fig, out, "wallclock_vs_width")
 
 
-def finalize(config: Config, ctx, records: list[dict], out: Path):
-    sweep = [r for r in records if r["kind"] == "sweep"]
-    collapse = [r for r in records if r["kind"] == "collapse"]
-    _accuracy_figure(config, sweep, out)
-    _collapse_figure(collapse, out)
-    _wallclock_figure(config, sweep, out)
+def _num_rank(r, series):  # number of singular values above 1e-3 of the largest
+    return int(np.sum(np.array(r["series"][series]["singular_values"][-1]) > 1e-3))
 
-    claims = []
-    # 1. Collapse of the naive dynamics.
-    def num_rank(r, series):  # number of singular values above 1e-3 of the largest
-        return int(np.sum(np.array(r["series"][series]["singular_values"][-1]) > 1e-3))
 
-    nai = [num_rank(r, s_) for r in collapse for s_ in ("naive_ode", "naive_network")]
-    con = [num_rank(r, s_) for r in collapse for s_ in ("constrained_ode", "constrained_network")]
+def claim_naive_collapse(config: Config, records: list[dict]) -> Claim:
+    collapse = select(records, kind="collapse")
+    nai = [_num_rank(r, s_) for r in collapse for s_ in ("naive_ode", "naive_network")]
+    con = [_num_rank(r, s_) for r in collapse for s_ in ("constrained_ode", "constrained_network")]
     s2 = [r["series"]["naive_ode"]["singular_values"][-1][1] for r in collapse]
-    claims.append({
-        "claim": "Naive (unconstrained) SSL dynamics learn a trivial scalar representation (dimension collapse)",
-        "measured": (f"numerical rank (σ_i/σ_1 > 1e-3) of the k={config.k} outputs at the collapse horizon: naive "
-                     f"(ODE, network) {nai}, constrained (ODE, network) {con}; naive ODE σ2/σ1 = "
-                     f"{', '.join(f'{v:.1e}' for v in s2)}"),
-        "reproduced": bool(all(v == 1 for v in nai) and all(v == config.k for v in con)),
-    })
-    # 2. Constrained dynamics reach the top-k subspace.
+    return Claim(
+        claim="Naive (unconstrained) SSL dynamics learn a trivial scalar representation (dimension collapse)",
+        paper="§3: without constraints the learned representation collapses to a one-dimensional (trivial) solution",
+        measured=(f"numerical rank (σ_i/σ_1 > 1e-3) of the k={config.k} outputs at the collapse horizon: naive "
+                  f"(ODE, network) {nai}, constrained (ODE, network) {con}; naive ODE σ2/σ1 = "
+                  f"{', '.join(f'{v:.1e}' for v in s2)}"),
+        criterion=f"every naive run (ODE and network) has numerical rank 1 and every constrained run rank k = {config.k}",
+        verdict=verdict(bool(nai) and all(v == 1 for v in nai) and all(v == config.k for v in con)),
+    )
+
+
+def claim_top_k(config: Config, records: list[dict]) -> Claim:
+    collapse = select(records, kind="collapse")
     d_ode = [r["series"]["constrained_ode"]["distance_to_top_k"][-1] for r in collapse]
     d_net = [r["series"]["constrained_network"]["distance_to_top_k"][-1] for r in collapse]
     d_t1 = []
@@ -514,61 +525,90 @@ def finalize(config: Config, ctx, records: list[dict], out: Path):
         t = np.array(r["times"])
         i1 = int(np.argmin(np.abs(t - r["t_protocol"])))
         d_t1.append(r["series"]["constrained_ode"]["distance_to_top_k"][i1])
-    claims.append({
-        "claim": "Orthogonality-constrained dynamics converge to the top-k eigenspace (kernel-PCA-like solution of BK)",
-        "measured": (f"chordal distance to the top-{config.k} subspace at the collapse horizon: ODE "
-                     f"{', '.join(f'{v:.1e}' for v in d_ode)}, network {', '.join(f'{v:.1e}' for v in d_net)} "
-                     f"(max possible {np.sqrt(config.k):.2f}); at the protocol time t={config.t_end:g} "
-                     f"(h={config.collapse_width}): {', '.join(f'{v:.2f}' for v in d_t1)}"),
-        "reproduced": bool(all(v < 1e-2 for v in d_ode + d_net)),
-    })
-    # 3. ODE accuracy comparable to the networks.
-    rows, worst = [], 0.0
-    for pair in config.digit_pairs:
-        for act in config.activations:
-            for h in config.widths:
-                recs = [r for r in sweep if r["pair"] == list(pair) and r["activation"] == act and r["width"] == h]
-                if not recs:
-                    continue
-                a = _stats(recs, "acc_network_A")
-                b = _stats(recs, "acc_network_B")
-                o = _stats(recs, "acc_ode_empirical")
-                i = _stats(recs, "acc_ode_infinite")
-                z = _stats(recs, "acc_init")
-                worst = max(worst, abs(a[0] - o[0]))
-                rows.append((pair, act, h, a, b, o, i, z))
-    claims.append({
-        "claim": "The ODE predictions give downstream accuracy comparable to the trained networks",
-        "measured": (f"largest |mean acc(network, V frozen) − mean acc(ODE, empirical kernel)| over all pairs, activations "
-                     f"and widths: {100 * worst:.2f} points; vs all-layer networks and the infinite-width ODE see the table"),
-        "reproduced": bool(worst <= 0.01),
-    })
-    gaps = [r["gram_gap_A_vs_ode"] for r in sweep]
-    claims.append({
-        "claim": "The width-independent output ODE describes the constrained network at every width (up to O(lr))",
-        "measured": (f"relative Gram gap network (arm A) vs ODE on train+test representations: median "
-                     f"{np.median(gaps):.1e}, max {np.max(gaps):.1e} over {len(gaps)} networks (widths "
-                     f"{min(config.widths)}–{max(config.widths)})"),
-        "reproduced": bool(np.max(gaps) < 0.05),
-    })
-    # 4. Speed.
-    first = [r for r in sweep if r["seed"] == 0]
+    return Claim(
+        claim="Orthogonality-constrained dynamics converge to the top-k eigenspace (kernel-PCA-like solution of BK)",
+        paper="§4–§6: with the orthogonality constraint the dynamics converge to the span of the top-k eigenvectors",
+        measured=(f"chordal distance to the top-{config.k} subspace at the collapse horizon: ODE "
+                  f"{', '.join(f'{v:.1e}' for v in d_ode)}, network {', '.join(f'{v:.1e}' for v in d_net)} "
+                  f"(max possible {np.sqrt(config.k):.2f}); at the protocol time t={config.t_end:g} "
+                  f"(h={config.collapse_width}): {', '.join(f'{v:.2f}' for v in d_t1)}"),
+        criterion="chordal distance < 1e-2 for every constrained ODE and network at the collapse horizon",
+        verdict=verdict(bool(d_ode) and all(v < 1e-2 for v in d_ode + d_net)),
+    )
+
+
+def claim_accuracy(config: Config, records: list[dict]) -> Claim:
+    worst = max((abs(_stats(recs, "acc_network_A")[0] - _stats(recs, "acc_ode_empirical")[0])
+                 for recs in _cells(config, select(records, kind="sweep")).values()), default=float("nan"))
+    return Claim(
+        claim="The ODE predictions give downstream accuracy comparable to the trained networks",
+        paper="Abstract and §8: the ODE's representations give downstream accuracy comparable to the networks'",
+        measured=(f"largest |mean acc(network, V frozen) − mean acc(ODE, empirical kernel)| over all pairs, activations "
+                  f"and widths: {100 * worst:.2f} points; vs all-layer networks and the infinite-width ODE see the table"),
+        criterion="largest gap of the mean accuracies (arm A vs empirical-kernel ODE) ≤ 1 point",
+        verdict=verdict(bool(worst <= 0.01)),
+    )
+
+
+def claim_width_independent(config: Config, records: list[dict]) -> Claim:
+    gaps = [r["gram_gap_A_vs_ode"] for r in select(records, kind="sweep")]
+    return Claim(
+        claim="The width-independent output ODE describes the constrained network at every width (up to O(lr))",
+        paper="§6–§7: the output-space dynamics do not depend on the width h",
+        measured=(f"relative Gram gap network (arm A) vs ODE on train+test representations: median "
+                  f"{np.median(gaps):.1e}, max {np.max(gaps):.1e} over {len(gaps)} networks (widths "
+                  f"{min(config.widths)}–{max(config.widths)})"),
+        criterion="largest relative Gram gap (arm A vs empirical-kernel ODE) < 0.05 over every network",
+        verdict=verdict(bool(gaps) and bool(np.max(gaps) < 0.05)),
+    )
+
+
+def claim_speed(config: Config, records: list[dict]) -> Claim:
+    first = select(records, kind="sweep", seed=0)
     train_total = sum(r["train_A_seconds"] + r["train_B_seconds"] for r in first)
     train_B_total = sum(r["train_B_seconds"] for r in first)
     ode_total = sum(r["ode_empirical_seconds"] for r in first)
     ode_inf_total = sum(r["ode_infinite_seconds"] for r in first)
     kinf_once = sum({(tuple(r["pair"]), r["activation"]): r["kernel_infinite_seconds_once"]
                      + r.get("setup_infinite_seconds_once", 0.0) for r in first}.values())
-    claims.append({
-        "claim": "The derived dynamics are solved much faster than the networks are trained",
-        "measured": (f"whole sweep, compile time excluded: training {train_total:.1f} s (arm B alone "
-                     f"{train_B_total:.1f} s for {config.arm_b_seeds} seeds/cell) vs infinite-width ODE "
-                     f"{ode_inf_total:.1f} s (closed form, all widths and seeds) + kernels and factorisations {kinf_once:.1f} s once (ratio "
-                     f"{train_total / max(ode_inf_total + kinf_once, 1e-9):.1f}x); empirical-kernel ODE solve "
-                     f"{ode_total:.1f} s. See benchmarks/ode_vs_networks.py for a controlled timing"),
-        "reproduced": bool(train_total > 10 * (ode_inf_total + kinf_once)),
-    })
+    return Claim(
+        claim="The derived dynamics are solved much faster than the networks are trained",
+        paper="§8: solving the ODE is much cheaper than training the networks",
+        measured=(f"whole sweep, compile time excluded: training {train_total:.1f} s (arm B alone "
+                  f"{train_B_total:.1f} s for {config.arm_b_seeds} seeds/cell) vs infinite-width ODE "
+                  f"{ode_inf_total:.1f} s (closed form, all widths and seeds) + kernels and factorisations {kinf_once:.1f} s once (ratio "
+                  f"{train_total / max(ode_inf_total + kinf_once, 1e-9):.1f}x); empirical-kernel ODE solve "
+                  f"{ode_total:.1f} s. See benchmarks/ode_vs_networks.py for a controlled timing"),
+        criterion="training time > 10 × (infinite-width closed form + its kernels and factorisations), compile excluded",
+        verdict=verdict(bool(train_total > 10 * (ode_inf_total + kinf_once))),
+    )
 
+
+CLAIMS = (claim_naive_collapse, claim_top_k, claim_accuracy, claim_width_independent, claim_speed)
+
+
+def _cells(config: Config, sweep: list[dict]) -> dict:
+    """Sweep records grouped by (pair, activation, width), in the configuration's order."""
+    out = {}
+    for pair in config.digit_pairs:
+        for act in config.activations:
+            for h in config.widths:
+                recs = select(sweep, pair=list(pair), activation=act, width=h)
+                if recs:
+                    out[(tuple(pair), act, h)] = recs
+    return out
+
+
+def report(config: Config, ctx, records: list[dict], out: Path) -> str:
+    sweep = select(records, kind="sweep")
+    collapse = select(records, kind="collapse")
+    _accuracy_figure(config, sweep, out)
+    _collapse_figure(collapse, out)
+    _wallclock_figure(config, sweep, out)
+    rows = [(pair, act, h) + tuple(_stats(recs, f) for f in ("acc_network_A", "acc_network_B", "acc_ode_empirical",
+                                                             "acc_ode_infinite", "acc_init"))
+            for (pair, act, h), recs in _cells(config, sweep).items()]
+    gaps = [r["gram_gap_A_vs_ode"] for r in sweep]
     table = ["| digits | activation | h | network A | network B | ODE (emp. kernel) | ODE (inf. width) | at init |",
              "|---|---|---|---|---|---|---|---|"]
     for pair, act, h, a, b, o, i, z in rows:
@@ -607,17 +647,15 @@ feature scale c_h = {config.feature_scale}; {config.probe} probe on the {config.
 - **Easy vs hard digits.** The baseline "at initialisation" column shows how much of the accuracy a random
   k-dimensional projection of the features already gives; the learning dynamics matter more for the hard pair.
 """
-    return claims, body
+    return body
 
 
-EXPERIMENT = register(Experiment(
+CELL_KINDS = {"sweep": _run_sweep, "collapse": _run_collapse}
+
+EXPERIMENT = register(Experiment.from_namespace(
+    globals(),
     name="esser-mnist",
     summary="Naive vs orthogonality-constrained SSL dynamics on MNIST: width-independent ODE vs trained networks",
     paper=PAPER,
-    config_cls=Config,
-    quick=QUICK,
-    prepare=prepare,
-    cells=cells,
-    run_cell=run_cell,
-    finalize=finalize,
+    order=0,
 ))

@@ -36,18 +36,13 @@ from ._sharding import (
     unpad_ensemble,
 )
 from .._solve import STATUS_MESSAGES, SolveError, Trajectory, _check_solve_options, solve
-from .._validation import as_array, in_trace
+from .._validation import as_array, in_trace, to_jax
 
 __all__ = ["solve_ensemble"]
 
 
 def _as_leaf_array(x, name: str):
-    if isinstance(x, (str, bytes)) or x is None:
-        raise TypeError(f"`{name}` must be a pytree of numeric arrays, got a leaf of type {type(x).__name__}.")
-    try:
-        a = jnp.asarray(x)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"`{name}` must be a pytree of numeric arrays, got a leaf of type {type(x).__name__}.") from err
+    a = to_jax(x, name, "a pytree of numeric arrays (a leaf is not)")
     if not (jnp.issubdtype(a.dtype, jnp.number) or jnp.issubdtype(a.dtype, jnp.bool_)
             or jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key)):
         raise TypeError(f"`{name}` must hold numeric arrays, got dtype {a.dtype}.")

@@ -65,7 +65,7 @@ import numpy as np
 
 from .._flows import AbstractFlow, _eigen_operator
 from .._linalg import PAIR_BLOCKS, check_pair_matrix, pair_blocks, sym
-from .._validation import as_array, check_positive, is_concrete
+from .._validation import as_array, check_int, check_positive, is_concrete
 
 __all__ = [
     "pair_apply",
@@ -138,11 +138,7 @@ def _pair_gram(Fm, n, kind):
 
 
 def _check_rank(rank, limit: int, name: str = "rank") -> int:
-    if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)):
-        raise TypeError(f"`{name}` must be an int, got {type(rank).__name__}.")
-    if not 1 <= int(rank) <= limit:
-        raise ValueError(f"`{name}` must be in [1, {limit}], got {rank}.")
-    return int(rank)
+    return check_int(rank, name, minimum=1, maximum=limit)
 
 
 def eigen_factor(K, rank: int, *, return_values: bool = False):
@@ -235,8 +231,7 @@ def nystrom_factor(kernel_fn: Callable, X, rank: int | None = None, *, landmarks
     if not callable(kernel_fn):
         raise TypeError(f"`kernel_fn` must be callable (Xa, Xb) -> kernel block, got {type(kernel_fn).__name__}.")
     X = as_array(X, "X", ndim=2)
-    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
-        raise ValueError(f"`block_size` must be a positive int, got {block_size!r}.")
+    check_int(block_size, "block_size", minimum=1)
     L = _landmarks(X, rank, landmarks, key)
     r = L.shape[0]
     eps = float(jnp.finfo(X.dtype).eps)
@@ -246,14 +241,9 @@ def nystrom_factor(kernel_fn: Callable, X, rank: int | None = None, *, landmarks
     if K_LL.shape != (r, r):
         raise ValueError(f"`kernel_fn(L, L)` must return an ({r}, {r}) block, got {tuple(K_LL.shape)}.")
     T = _nystrom_map(K_LL, jnp.asarray(rtol, K_LL.dtype))
-    N = X.shape[0]
-    bs = min(int(block_size), N)
     blocks = []
-    for start in range(0, N, bs):
-        Xb = X[start:start + bs]
-        rows = Xb.shape[0]
-        if rows < bs:  # pad with copies of the last row: one block shape, one compilation
-            Xb = jnp.concatenate([Xb, jnp.repeat(Xb[-1:], bs - rows, axis=0)], axis=0)
+    for Xb, rows in _padded_blocks(X, block_size):
+        bs = Xb.shape[0]
         Cb = jnp.asarray(kernel_fn(Xb, L))
         if Cb.shape != (bs, r):
             raise ValueError(f"`kernel_fn(Xa, Xb)` must return a ({bs}, {r}) block, got {tuple(Cb.shape)}.")
@@ -268,6 +258,18 @@ def _nystrom_map(K_LL, rtol):
     s, V = s[::-1], V[:, ::-1]
     keep = s > rtol * jnp.max(s)
     return V * jnp.where(keep, 1.0 / jnp.sqrt(jnp.where(keep, s, 1.0)), 0.0)[None, :]
+
+
+def _padded_blocks(X, block_size: int):
+    """Row blocks `(X_b, rows)` of `X`, the last one padded with copies of its last row to the full
+    block size (one block shape, so a jitted kernel compiles once); `rows` is the number of real rows."""
+    bs = min(int(block_size), X.shape[0])
+    for start in range(0, X.shape[0], bs):
+        Xb = X[start:start + bs]
+        rows = Xb.shape[0]
+        if rows < bs:
+            Xb = jnp.concatenate([Xb, jnp.repeat(Xb[-1:], bs - rows, axis=0)], axis=0)
+        yield Xb, rows
 
 
 @jax.jit
@@ -303,16 +305,9 @@ def residual_diagonal(kernel, X, F, *, block_size: int = 1024) -> jax.Array:
     X = as_array(X, "X", ndim=2)
     if X.shape[0] != F.shape[0]:
         raise ValueError(f"`X` must have {F.shape[0]} rows like `F`, got shape {tuple(X.shape)}.")
-    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
-        raise ValueError(f"`block_size` must be a positive int, got {block_size!r}.")
-    N = X.shape[0]
-    bs = min(int(block_size), N)
+    check_int(block_size, "block_size", minimum=1)
     diag = []
-    for start in range(0, N, bs):
-        Xb = X[start:start + bs]
-        rows = Xb.shape[0]
-        if rows < bs:
-            Xb = jnp.concatenate([Xb, jnp.repeat(Xb[-1:], bs - rows, axis=0)], axis=0)
+    for Xb, rows in _padded_blocks(X, block_size):
         diag.append(jnp.diagonal(jnp.asarray(kernel(Xb, Xb)))[:rows])
     return jnp.clip(jnp.concatenate(diag) - jnp.sum(F**2, axis=1), 0.0)
 
@@ -356,8 +351,7 @@ class LowRankOutputFlow(AbstractFlow):
             raise ValueError(f"`S` must be ({r}, {r}) to match `F` (m, {r}), got {tuple(S.shape)}.")
         if n_train is None:
             n_train = F.shape[0]
-        if isinstance(n_train, bool) or not isinstance(n_train, (int, np.integer)) or not 1 <= n_train <= F.shape[0]:
-            raise ValueError(f"`n_train` must be an int in [1, {F.shape[0]}], got {n_train!r}.")
+        n_train = check_int(n_train, "n_train", minimum=1, maximum=F.shape[0])
         check_positive(weight_decay, "weight_decay", allow_zero=True)
         if constrained and is_concrete(weight_decay) and float(weight_decay) != 0.0:
             raise ValueError("`weight_decay` must be 0 for the constrained flow (it is normal to the manifold).")
@@ -413,8 +407,7 @@ class LowRankOutputFlow(AbstractFlow):
         r"""`W̃(0) = z/√h`, `z ~ N(0, I_r)` (r, k): then `R(0) = F W̃(0)` has i.i.d. `N(0, F Fᵀ/h)` columns,
         the infinite-width initial outputs of `sample_initial_outputs` for `K = F Fᵀ`, without any
         m×m object."""
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"`k` must be a positive int, got {k!r}.")
+        k = check_int(k, "k", minimum=1)
         check_positive(width, "width")
         z = jax.random.normal(key, (self.rank, int(k)), dtype=self.F.dtype)
         return z / jnp.sqrt(jnp.asarray(width, self.F.dtype))
@@ -591,8 +584,7 @@ class FactoredOutputFlow(AbstractFlow):
 
         **Returns:** `R0` (m, k), or `(R0, R0_eval)` when F has evaluation rows.
         """
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"`k` must be a positive int, got {k!r}.")
+        k = check_int(k, "k", minimum=1)
         check_positive(width, "width")
         z = jax.random.normal(key, (self.rank + self.F.shape[0], int(k)), dtype=self.F.dtype)
         R0 = self.F @ z[: self.rank]

@@ -30,6 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from .._validation import check_int
+
 __all__ = [
     "ensemble_mesh",
     "pad_ensemble",
@@ -108,8 +110,7 @@ def pad_ensemble(tree, multiple: int):
 
     **Returns:** `(padded_tree, E)`.
     """
-    if isinstance(multiple, bool) or not isinstance(multiple, (int, np.integer)) or multiple < 1:
-        raise ValueError(f"`multiple` must be a positive int, got {multiple!r}.")
+    multiple = check_int(multiple, "multiple", minimum=1)
     size = _leading_size(tree, "tree")
     pad = (-size) % int(multiple)
     if pad == 0:
@@ -269,8 +270,8 @@ def initialize_distributed(coordinator_address: str | None = None, num_processes
         raise TypeError("`coordinator_address` must be a 'host:port' string, got "
                         f"{type(coordinator_address).__name__}.")
     for name, value in (("num_processes", num_processes), ("process_id", process_id)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0):
-            raise ValueError(f"`{name}` must be a non-negative int or None, got {value!r}.")
+        if value is not None:
+            check_int(value, name, minimum=0)
     if num_processes is not None and process_id is not None and process_id >= num_processes:
         raise ValueError(f"`process_id` must be < num_processes = {num_processes}, got {process_id}.")
     jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,

@@ -3,7 +3,7 @@
 Every check compares against an independent computation: the per-mode ODE against the full-matrix ODE
 (aligned start), the invariant against its conservation law, fixed points against the quadratic formula
 and the Jacobian, vector fields against `jax.grad` of the batch losses, closed forms against numerical
-integration, and SGD against the deterministic flow.
+integration, and SGD against the deterministic flow. (Package `ssldyn.byol`.)
 """
 
 import functools
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import ssldyn
-from ssldyn import _predictor as pr
+from ssldyn import byol
 
 TOL = dict(rtol=1e-10, atol=1e-12)
 KW = dict(alpha_p=1.5, weight_decay=0.05, beta=2.0)
@@ -38,16 +38,16 @@ def aligned_runs():
     s0 = jnp.array([0.5, 0.8, 0.05])
     tau0 = jnp.array([1.1, 0.9, 3.0])
     ts = jnp.linspace(0.0, 10.0, 21)
-    full = ssldyn.solve(pr.LinearBYOLFlow(C0, Cp, **KW), pr.aligned_byol_state(p0, s0, tau0, U=U, V=V[:, :k]),
+    full = ssldyn.solve(byol.LinearBYOLFlow(C0, Cp, **KW), byol.aligned_byol_state(p0, s0, tau0, U=U, V=V[:, :k]),
                         0.0, 10.0, ts=ts, **TOL)
-    mode = ssldyn.solve(pr.TianModeFlow(LAM, LAM_AUG, **KW), pr.ModeState.from_s_tau(p0, s0, tau0), 0.0, 10.0,
+    mode = ssldyn.solve(byol.TianModeFlow(LAM, LAM_AUG, **KW), byol.ModeState.from_s_tau(p0, s0, tau0), 0.0, 10.0,
                         ts=ts, **TOL)
     return full, mode, U
 
 
 def test_per_mode_ode_equals_full_matrix_ode_under_aligned_start():
     full, mode, U = aligned_runs()
-    coords = pr.byol_mode_coordinates(full.ys, U)
+    coords = byol.byol_mode_coordinates(full.ys, U)
     # p, s = w² and the target overlap w·w_a (invariant under the joint sign of the amplitudes)
     for got, want in ((coords.p, mode.ys.p), (coords.s, mode.ys.s), (coords.w * coords.wa, mode.ys.w * mode.ys.wa)):
         np.testing.assert_allclose(got, want, atol=1e-8)
@@ -65,10 +65,10 @@ def test_per_mode_ode_equals_full_matrix_ode_under_aligned_start():
 def test_mode_invariant_is_conserved_to_1e_minus_9():
     full, mode, U = aligned_runs()
     t = mode.ts[:, None]
-    inv = pr.tian_invariant(mode.ys.p, mode.ys.s, t, alpha_p=KW["alpha_p"], weight_decay=KW["weight_decay"])
+    inv = byol.tian_invariant(mode.ys.p, mode.ys.s, t, alpha_p=KW["alpha_p"], weight_decay=KW["weight_decay"])
     assert float(jnp.max(jnp.abs(inv - inv[0]))) < 1e-9
-    coords = pr.byol_mode_coordinates(full.ys, U)
-    inv_full = pr.tian_invariant(coords.p, coords.s, t, alpha_p=KW["alpha_p"], weight_decay=KW["weight_decay"])
+    coords = byol.byol_mode_coordinates(full.ys, U)
+    inv_full = byol.tian_invariant(coords.p, coords.s, t, alpha_p=KW["alpha_p"], weight_decay=KW["weight_decay"])
     assert float(jnp.max(jnp.abs(inv_full - inv[0]))) < 1e-9
     # Without the e^{2ωt} factor the quantity really changes (so the test above is not vacuous).
     raw = mode.ys.s - mode.ys.p**2 / KW["alpha_p"]
@@ -79,37 +79,37 @@ def test_mode_invariant_is_conserved_to_1e_minus_9():
 
 def test_fixed_points_are_stationary_and_p_minus_is_a_saddle():
     sigma2, omega, alpha_p = 0.3, 0.1, 1.5
-    fp = pr.tian_fixed_points(lam_aug=sigma2, alpha_p=alpha_p, weight_decay=omega)
+    fp = byol.tian_fixed_points(lam_aug=sigma2, alpha_p=alpha_p, weight_decay=omega)
     c = 1.0 + sigma2
     # Independent: roots of c p^2 - p + omega = 0.
     roots = np.sort(np.roots([c, -1.0, omega]))
     np.testing.assert_allclose([fp.p_minus, fp.p_plus], roots, rtol=1e-12)
-    flow = pr.TianModeFlow(1.0, sigma2, alpha_p=alpha_p, weight_decay=omega, beta=2.0)
-    state = pr.ModeState.from_s_tau(jnp.array([fp.p_plus, fp.p_minus]), jnp.array([fp.s_plus, fp.s_minus]))
-    v, jac = jax.jit(lambda f, y: (f.vector_field(0.0, y), pr.mode_jacobian(f, y)))(flow, state)
+    flow = byol.TianModeFlow(1.0, sigma2, alpha_p=alpha_p, weight_decay=omega, beta=2.0)
+    state = byol.ModeState.from_s_tau(jnp.array([fp.p_plus, fp.p_minus]), jnp.array([fp.s_plus, fp.s_minus]))
+    v, jac = jax.jit(lambda f, y: (f.vector_field(0.0, y), byol.mode_jacobian(f, y)))(flow, state)
     assert max(float(jnp.max(jnp.abs(x))) for x in v) < 1e-14
     eig = np.linalg.eigvals(np.asarray(jac))
     assert np.all(eig[0].real < 0)  # p+ attracts
     assert np.sum(eig[1].real > 0) == 1 and np.sum(eig[1].real < 0) == 2  # p- is a saddle
     # Beyond the existence boundary only the collapsed point remains.
-    assert not bool(pr.tian_fixed_points(lam_aug=sigma2, weight_decay=1.01 / (4 * c)).exists)
-    assert bool(pr.tian_fixed_points(lam_aug=sigma2, weight_decay=0.99 / (4 * c)).exists)
+    assert not bool(byol.tian_fixed_points(lam_aug=sigma2, weight_decay=1.01 / (4 * c)).exists)
+    assert bool(byol.tian_fixed_points(lam_aug=sigma2, weight_decay=0.99 / (4 * c)).exists)
 
 
 def test_phase_portrait_separatrix_and_collapse_region():
     """On the parabola s = p²/α_p (SimSiam, τ ≡ 1) the flow is 1-D, ṗ = −p(cp² − p + ω): p− separates
     collapse from convergence to p+. (3 modes and the `aligned_runs` save grid: the compiled solve is reused.)"""
     sigma2, omega, alpha_p = 0.3, 0.1, 1.5
-    fp = pr.tian_fixed_points(lam_aug=sigma2, alpha_p=alpha_p, weight_decay=omega)
+    fp = byol.tian_fixed_points(lam_aug=sigma2, alpha_p=alpha_p, weight_decay=omega)
     p0 = jnp.array([0.9, 1.1, 3.0]) * fp.p_minus
-    flow = pr.TianModeFlow(1.0, sigma2, alpha_p=alpha_p, weight_decay=omega)
-    pp = pr.tian_phase_portrait(flow, p0, p0**2 / alpha_p, 300.0, ts=21, **TOL)
+    flow = byol.TianModeFlow(1.0, sigma2, alpha_p=alpha_p, weight_decay=omega)
+    pp = byol.tian_phase_portrait(flow, p0, p0**2 / alpha_p, 300.0, ts=21, **TOL)
     np.testing.assert_array_equal(np.asarray(pp.collapsed), [True, False, False])
     np.testing.assert_allclose(pp.ys.p[-1][1:], fp.p_plus, rtol=1e-6)
     np.testing.assert_allclose(pp.ys.s[-1][1:], fp.s_plus, rtol=1e-6)
     # Beyond the existence boundary ω > 1/(4c) everything collapses, also from large and negative starts.
-    strong = pr.TianModeFlow(1.0, sigma2, alpha_p=alpha_p, weight_decay=0.3)
-    pp2 = pr.tian_phase_portrait(strong, jnp.array([-0.3, 1.0, 2.0]), jnp.full(3, 1.0), 300.0, ts=21, **TOL)
+    strong = byol.TianModeFlow(1.0, sigma2, alpha_p=alpha_p, weight_decay=0.3)
+    pp2 = byol.tian_phase_portrait(strong, jnp.array([-0.3, 1.0, 2.0]), jnp.full(3, 1.0), 300.0, ts=21, **TOL)
     assert bool(jnp.all(pp2.collapsed))
 
 
@@ -117,23 +117,23 @@ def test_phase_portrait_separatrix_and_collapse_region():
 def _grad_pairs(X1, X2, W, Wp, Wa):
     """(got, want) pairs: vector fields vs minus `jax.grad` of the batch losses (and loss values)."""
     stats = ssldyn.view_stats(X1, X2)
-    flow = pr.linear_byol_flow(stats, **KW)
+    flow = byol.linear_byol_flow(stats, **KW)
     omega, alpha_p = KW["weight_decay"], KW["alpha_p"]
-    gW, gWp = jax.grad(pr.linear_byol_loss, argnums=(0, 1))(W, Wp, Wa, X1, X2)
-    v = flow.vector_field(0.0, pr.BYOLState(W, Wp, Wa))
+    gW, gWp = jax.grad(byol.linear_byol_loss, argnums=(0, 1))(W, Wp, Wa, X1, X2)
+    v = flow.vector_field(0.0, byol.BYOLState(W, Wp, Wa))
     pairs = [(v.W, -(gW + omega * W)), (v.Wp, -(alpha_p * gWp + omega * Wp)), (v.Wa, KW["beta"] * (W - Wa)),
              # the flow's loss is the batch loss (plus decay) evaluated through the moments
-             (flow.loss(pr.BYOLState(W, Wp, Wa)),
-              pr.linear_byol_loss(W, Wp, Wa, X1, X2) + 0.5 * omega * (jnp.sum(W**2) + jnp.sum(Wp**2)))]
+             (flow.loss(byol.BYOLState(W, Wp, Wa)),
+              byol.linear_byol_loss(W, Wp, Wa, X1, X2) + 0.5 * omega * (jnp.sum(W**2) + jnp.sum(Wp**2)))]
     # Closed-form predictor: the BYOL and IsoLoss vector fields are minus the gradients of the network
     # losses with the predictor held fixed (symmetrised over the view orders; target = online under SG).
     for loss in ("byol", "isoloss"):
-        cf = pr.ClosedFormPredictorFlow(stats.C0, stats.Cp, loss=loss, exponent=0.5, eps=0.01)
+        cf = byol.ClosedFormPredictorFlow(stats.C0, stats.Cp, loss=loss, exponent=0.5, eps=0.01)
         P = cf.predictor(W)
 
         def one(W, A, B, loss=loss, P=P):
             z, zt = A @ W.T, B @ W.T
-            return pr.euclidean_byol_loss(z @ P.T, zt) if loss == "byol" else pr.isoloss(z, z @ P.T, zt)
+            return byol.euclidean_byol_loss(z @ P.T, zt) if loss == "byol" else byol.isoloss(z, z @ P.T, zt)
 
         pairs.append((cf.vector_field(0.0, W), -jax.grad(lambda W: 0.5 * (one(W, X1, X2) + one(W, X2, X1)))(W)))
     return pairs
@@ -142,24 +142,24 @@ def _grad_pairs(X1, X2, W, Wp, Wa):
 def test_grad_of_batch_losses_equals_vector_fields():
     key = jax.random.PRNGKey(3)
     d, k, n = 4, 3, 50
-    X1, X2 = pr.gaussian_views(key, n, jnp.linspace(1.0, 0.3, d), 0.2)
+    X1, X2 = byol.gaussian_views(key, n, jnp.linspace(1.0, 0.3, d), 0.2)
     ks = jax.random.split(jax.random.PRNGKey(4), 3)
     W, Wp, Wa = (0.5 * jax.random.normal(kk, s) for kk, s in zip(ks, [(k, d), (k, k), (k, d)]))
     for got, want in _grad_pairs(X1, X2, W, Wp, Wa):
         np.testing.assert_allclose(got, want, atol=1e-12, rtol=1e-12)
     # IsoLoss: same value as BYOL, gradient w.r.t. the online output bypasses the predictor.
     z, zp, zt = (jax.random.normal(kk, (n, k)) for kk in jax.random.split(key, 3))
-    np.testing.assert_allclose(pr.isoloss(z, zp, zt), pr.euclidean_byol_loss(zp, zt), rtol=1e-13)
-    np.testing.assert_allclose(jax.grad(pr.isoloss)(z, zp, zt), (zp - zt) / n, atol=1e-14)
+    np.testing.assert_allclose(byol.isoloss(z, zp, zt), byol.euclidean_byol_loss(zp, zt), rtol=1e-13)
+    np.testing.assert_allclose(jax.grad(byol.isoloss)(z, zp, zt), (zp - zt) / n, atol=1e-14)
 
 
 def test_closed_form_predictor_map():
     mu = jnp.array([4.0, 1.0, 0.25])
     Q, _ = jnp.linalg.qr(jax.random.normal(jax.random.PRNGKey(5), (3, 3)))
     F = (Q * mu) @ Q.T
-    P = pr.closed_form_predictor(F, exponent=0.5, eps=0.01, normalize=True)
+    P = byol.closed_form_predictor(F, exponent=0.5, eps=0.01, normalize=True)
     np.testing.assert_allclose(Q.T @ P @ Q, jnp.diag(jnp.array([1.0, 0.5, 0.25]) + 0.01), atol=1e-12)
-    P2 = pr.closed_form_predictor(F, exponent=0.5, eps=0.0, normalize=False)
+    P2 = byol.closed_form_predictor(F, exponent=0.5, eps=0.0, normalize=False)
     np.testing.assert_allclose(P2 @ P2, F, atol=1e-12)  # the matrix square root
 
 
@@ -174,7 +174,7 @@ def halvagal_runs():
     V, _ = jnp.linalg.qr(jax.random.normal(jax.random.PRNGKey(0), (d, d)))
     U, _ = jnp.linalg.qr(jax.random.normal(jax.random.PRNGKey(1), (k, k)))
     W0 = (U * jnp.sqrt(s0)) @ V[:, :k].T
-    flow = pr.ClosedFormPredictorFlow((1.0 + sigma2) * jnp.eye(d), jnp.eye(d), loss="byol", exponent=alpha)
+    flow = byol.ClosedFormPredictorFlow((1.0 + sigma2) * jnp.eye(d), jnp.eye(d), loss="byol", exponent=alpha)
 
     def run(flag):
         f = eqx.tree_at(lambda f: f.byol, flow, flag)
@@ -192,20 +192,49 @@ def test_isoloss_and_byol_modes_match_closed_forms():
     p0 = s0**alpha
     ts = out["ts"][:, None]
     p_iso = out["isoloss"] ** alpha
-    np.testing.assert_allclose(p_iso, pr.isoloss_mode_solution(ts, p0, exponent=alpha, c=c), atol=1e-8)
+    np.testing.assert_allclose(p_iso, byol.isoloss_mode_solution(ts, p0, exponent=alpha, c=c), atol=1e-8)
     p_byol = out["byol"] ** alpha
-    np.testing.assert_allclose(p_byol, pr.byol_mode_solution(ts, p0, exponent=alpha, c=c), atol=1e-8)
+    np.testing.assert_allclose(p_byol, byol.byol_mode_solution(ts, p0, exponent=alpha, c=c), atol=1e-8)
     # Timescales (theory §2): IsoLoss escapes in ≈ ln(1/(c p0))/(2α), BYOL in ≈ 1/(2α p0).
     half = 0.5 / c
     t_iso = np.array([np.interp(half, np.asarray(p_iso[:, j]), np.asarray(ts[:, 0])) for j in range(3)])
     t_byol = np.array([np.interp(half, np.asarray(p_byol[:, j]), np.asarray(ts[:, 0])) for j in range(3)])
     np.testing.assert_allclose(t_iso, np.log(1.0 / (c * p0) - 1.0) / (2 * alpha), atol=0.05)
-    np.testing.assert_allclose(t_byol, pr.byol_mode_time(half, p0, exponent=alpha, c=c), atol=0.05)
+    np.testing.assert_allclose(t_byol, byol.byol_mode_time(half, p0, exponent=alpha, c=c), atol=0.05)
     # Smallest mode (p0 ≈ 0.03): the leading-order estimates hold to O(p0 ln(1/p0)).
     assert abs(t_byol[0] * 2 * alpha * p0[0] - 1.0) < 0.1
     assert abs(t_iso[0] * 2 * alpha - np.log(1.0 / (c * p0[0]))) < 0.1
     # BYOL: a 3.2x smaller p0 costs ~3x the time; IsoLoss only adds ≈ ln(3.2)/(2α) ≈ 1.2.
     assert t_byol[0] / t_byol[1] > 2.5 and t_iso[0] - t_iso[1] < 1.5
+
+
+def test_mode_solutions_are_solutions_evaluated_at_any_time():
+    """`IsoLossModeSolution`/`BYOLModeSolution` are `AbstractSolution`s: `solution(t)` broadcasts, the
+    function forms are the same numbers, `trajectory` stacks them, and `BYOLModeSolution.time` inverts it."""
+    p0, c, alpha = jnp.array([0.03, 0.1, 0.3]), 1.2, 0.5
+    ts = jnp.array([0.0, 0.5, 3.0, 20.0])
+    for cls, fn in ((byol.IsoLossModeSolution, byol.isoloss_mode_solution),
+                    (byol.BYOLModeSolution, byol.byol_mode_solution)):
+        sol = cls(p0, exponent=alpha, c=c)
+        assert isinstance(sol, ssldyn.AbstractSolution)
+        grid = sol(ts[:, None])
+        assert grid.shape == (4, 3)
+        np.testing.assert_array_equal(grid, fn(ts[:, None], p0[None], exponent=alpha, c=c))
+        traj = sol.trajectory(ts)
+        assert traj.ok and traj.ys.shape == (4, 3)
+        np.testing.assert_allclose(traj.ys, grid, rtol=1e-14)
+        np.testing.assert_allclose(sol(0.0), p0, rtol=1e-12)  # starts at p0 ...
+        assert float(jnp.max(jnp.abs(sol(200.0) - 1.0 / c))) < 1e-6  # ... and ends at p* = 1/c
+        np.testing.assert_allclose(jax.jit(lambda s, t: s(t))(sol, 3.0), grid[2], rtol=1e-14)  # jit over the module
+    sol = byol.BYOLModeSolution(p0, exponent=alpha, c=c)
+    t = sol.time(0.5 / c)
+    np.testing.assert_allclose(t, byol.byol_mode_time(0.5 / c, p0, exponent=alpha, c=c), rtol=1e-14)
+    np.testing.assert_allclose(jax.vmap(sol)(t)[jnp.arange(3), jnp.arange(3)], 0.5 / c, rtol=1e-10)
+    # The logistic IsoLoss mode solves its ODE ṗ = 2αλ p (1 − c p) (time scale λ = 2 here).
+    iso = byol.IsoLossModeSolution(p0, exponent=alpha, c=c, lam=2.0)
+    dp = jax.vmap(jax.jacfwd(iso))(ts)
+    p = iso.trajectory(ts).ys
+    np.testing.assert_allclose(dp, 2 * alpha * 2.0 * p * (1 - c * p), rtol=1e-10, atol=1e-14)
 
 
 @pytest.mark.parametrize("kw", [dict(exponent=0.5), dict(exponent=1.0, eps=0.05, normalize=True, correlation="outputs",
@@ -221,8 +250,8 @@ def test_predictor_mode_flow_is_the_full_flow_on_aligned_states(kw):
     s = jnp.array([0.8, 0.3, 0.05])
     W = (U * jnp.sqrt(s)) @ V[:, :k].T
     for loss in ("byol", "isoloss"):
-        full = pr.ClosedFormPredictorFlow(C0, Cp, loss=loss, **kw)
-        mode = pr.PredictorModeFlow(lam, aug, loss=loss, **kw)
+        full = byol.ClosedFormPredictorFlow(C0, Cp, loss=loss, **kw)
+        mode = byol.PredictorModeFlow(lam, aug, loss=loss, **kw)
         dW = full.vector_field(0.0, W)
         ds = jnp.diag(U.T @ (dW @ W.T + W @ dW.T) @ U)
         np.testing.assert_allclose(ds, mode.vector_field(0.0, s), atol=1e-12)
@@ -232,11 +261,11 @@ def test_predictor_mode_flow_is_the_full_flow_on_aligned_states(kw):
 def test_gd_converges_to_ode_at_order_lr_and_sgd_is_unbiased():
     d, k = 5, 3  # same shapes and save grid as `aligned_runs`: the compiled solve is reused
     lam = jnp.array([1.0, 0.6, 0.3, 0.2, 0.1])
-    stats = pr.gaussian_view_stats(lam, 0.2)
-    flow = pr.linear_byol_flow(stats, **KW)
+    stats = byol.gaussian_view_stats(lam, 0.2)
+    flow = byol.linear_byol_flow(stats, **KW)
     ks = jax.random.split(jax.random.PRNGKey(6), 2)
     W0 = 0.6 * jax.random.normal(ks[0], (k, d))
-    y0 = pr.BYOLState(W0, 0.3 * jax.random.normal(ks[1], (k, k)), W0)
+    y0 = byol.BYOLState(W0, 0.3 * jax.random.normal(ks[1], (k, k)), W0)
     T = 4.0
     ode = ssldyn.solve(flow, y0, 0.0, T, ts=jnp.linspace(0.0, T, 21), **TOL).final
     # Both GD runs take 200 steps with a save after 100 (one compilation): η = 0.04 is at t = 4 after 100.
@@ -248,24 +277,46 @@ def test_gd_converges_to_ode_at_order_lr_and_sgd_is_unbiased():
     # data, so batch gradients are unbiased); the seed mean lies within 4 standard errors. The only
     # systematic difference, the EMA using the post-update W, is O(lr² β) per step: 1e-3 floor below.
     lr, S = 0.04, 16
-    runs = jax.vmap(lambda key: pr.train_linear_byol(key, y0, lam=lam, lam_aug=0.2, lr=lr, n_steps=int(T / lr),
+    runs = jax.vmap(lambda key: byol.train_linear_byol(key, y0, lam=lam, lam_aug=0.2, lr=lr, n_steps=int(T / lr),
                                                      batch_size=64, **KW))(jax.random.split(jax.random.PRNGKey(7), S))
-    for got, want in zip(runs, gd[lr]):
+    for got, want in zip(runs.final, gd[lr]):
         mean, se = jnp.mean(got, 0), jnp.std(got, 0, ddof=1) / np.sqrt(S)
         assert float(jnp.max(jnp.abs(mean - want) / (se + 1e-3))) < 4.0
         assert float(jnp.max(se)) < 0.05  # the noise is small, so the comparison has teeth
 
 
+def test_train_linear_byol_returns_a_train_result_on_the_lr_times_steps_axis():
+    """`final` and `saved` are `BYOLState`s, `ts = lr × steps`; saving does not change the key stream."""
+    lam = jnp.array([1.0, 0.5, 0.2])
+    W0 = 0.5 * jax.random.normal(jax.random.PRNGKey(8), (2, 3))
+    y0 = byol.BYOLState(W0, 0.3 * jnp.eye(2), W0)
+    kw = dict(lam=lam, lam_aug=0.1, lr=0.05, n_steps=10, batch_size=8, beta=2.0)
+    key = jax.random.PRNGKey(10)
+    res = byol.train_linear_byol(key, y0, save_every=4, **kw)
+    assert isinstance(res, ssldyn.TrainResult) and isinstance(res.final, byol.BYOLState)
+    np.testing.assert_allclose(res.ts, [0.2, 0.4], rtol=1e-14)  # steps 4 and 8 (the last 2 steps are not saved)
+    assert res.saved.W.shape == (2, 2, 3) and res.saved.Wp.shape == (2, 2, 2)
+    plain = byol.train_linear_byol(key, y0, **kw)
+    assert plain.saved is None and plain.ts.shape == (0,)
+    for a, b in zip(plain.final, res.final):
+        np.testing.assert_array_equal(a, b)
+    eight = byol.train_linear_byol(key, y0, **{**kw, "n_steps": 8})
+    for a, b in zip(eight.final, res.saved):
+        np.testing.assert_array_equal(a, b[-1])
+    final, saved = res  # the older tuple form still unpacks
+    assert saved is res.saved
+
+
 def test_directpred_training_uses_the_output_correlation():
     lam = jnp.array([1.0, 0.5, 0.2])
     W0 = 0.5 * jax.random.normal(jax.random.PRNGKey(8), (2, 3))
-    y0 = pr.BYOLState(W0, jnp.zeros((2, 2)), W0)
-    out = pr.train_linear_byol(jax.random.PRNGKey(9), y0, lam=lam, lam_aug=0.1, lr=0.05, n_steps=10,
+    y0 = byol.BYOLState(W0, jnp.zeros((2, 2)), W0)
+    out = byol.train_linear_byol(jax.random.PRNGKey(9), y0, lam=lam, lam_aug=0.1, lr=0.05, n_steps=10,
                                batch_size=4096, predictor="closed_form", eps=0.01, normalize=True,
-                               fhat_momentum=0.0)
+                               fhat_momentum=0.0).final
     # With momentum 0, Wp = g(F_batch) of the last step's batch; compare with the population correlation.
     F = out.W @ jnp.diag(lam + 0.1) @ out.W.T
-    want = pr.closed_form_predictor(F, exponent=0.5, eps=0.01, normalize=True)
+    want = byol.closed_form_predictor(F, exponent=0.5, eps=0.01, normalize=True)
     # Batch-of-4096 estimate of F (previous step's W): a few per cent.
     np.testing.assert_allclose(out.Wp, want, atol=0.06)
 
@@ -273,36 +324,36 @@ def test_directpred_training_uses_the_output_correlation():
 def test_bad_inputs_raise():
     C = jnp.eye(3)
     with pytest.raises(ValueError, match="Cp"):
-        pr.LinearBYOLFlow(C, jnp.array([[1.0, 2.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]))
+        byol.LinearBYOLFlow(C, jnp.array([[1.0, 2.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]))
     with pytest.raises(ValueError, match="alpha_p"):
-        pr.LinearBYOLFlow(C, C, alpha_p=0.0)
+        byol.LinearBYOLFlow(C, C, alpha_p=0.0)
     with pytest.raises(ValueError, match="beta"):
-        pr.LinearBYOLFlow(C, C, beta=-1.0)
-    flow = pr.LinearBYOLFlow(C, C)
+        byol.LinearBYOLFlow(C, C, beta=-1.0)
+    flow = byol.LinearBYOLFlow(C, C)
     W = jnp.ones((2, 3))
     with pytest.raises(ValueError, match="Wa"):
-        ssldyn.solve(flow, pr.BYOLState(W, jnp.eye(2), 2 * W), 0.0, 1.0)
+        ssldyn.solve(flow, byol.BYOLState(W, jnp.eye(2), 2 * W), 0.0, 1.0)
     with pytest.raises(ValueError, match="Wp"):
-        flow.check_initial(pr.BYOLState(W, jnp.eye(3), W))
+        flow.check_initial(byol.BYOLState(W, jnp.eye(3), W))
     with pytest.raises(TypeError, match="y0"):
         flow.check_initial(W)
     with pytest.raises(TypeError, match="stats"):
-        pr.linear_byol_flow(C)
+        byol.linear_byol_flow(C)
     with pytest.raises(ValueError, match="loss"):
-        pr.ClosedFormPredictorFlow(C, C, loss="cosine")
+        byol.ClosedFormPredictorFlow(C, C, loss="cosine")
     with pytest.raises(ValueError, match="`s`"):
-        pr.ModeState.from_s_tau(jnp.ones(1), -jnp.ones(1))
+        byol.ModeState.from_s_tau(jnp.ones(1), -jnp.ones(1))
     with pytest.raises(ValueError, match="y0.wa"):
-        pr.TianModeFlow().check_initial(pr.ModeState(jnp.ones(1), jnp.ones(1), 2 * jnp.ones(1)))
+        byol.TianModeFlow().check_initial(byol.ModeState(jnp.ones(1), jnp.ones(1), 2 * jnp.ones(1)))
     with pytest.raises(ValueError, match="lam"):
-        pr.tian_fixed_points(lam=-1.0)
+        byol.tian_fixed_points(lam=-1.0)
     with pytest.raises(ValueError, match="isoloss"):
-        pr.train_linear_byol(jax.random.PRNGKey(0), pr.BYOLState(W, jnp.eye(2), W), lam=jnp.ones(3), lam_aug=0.1,
+        byol.train_linear_byol(jax.random.PRNGKey(0), byol.BYOLState(W, jnp.eye(2), W), lam=jnp.ones(3), lam_aug=0.1,
                              lr=0.1, n_steps=1, batch_size=2, loss="isoloss")
     with pytest.raises(ValueError, match="beta \\* lr"):
-        pr.train_linear_byol(jax.random.PRNGKey(0), pr.BYOLState(W, jnp.eye(2), W), lam=jnp.ones(3), lam_aug=0.1,
+        byol.train_linear_byol(jax.random.PRNGKey(0), byol.BYOLState(W, jnp.eye(2), W), lam=jnp.ones(3), lam_aug=0.1,
                              lr=0.5, n_steps=1, batch_size=2, beta=10.0)
     with pytest.raises(ValueError, match="equal shapes"):
-        pr.isoloss(jnp.ones((4, 2)), jnp.ones((4, 2)), jnp.ones((4, 3)))
+        byol.isoloss(jnp.ones((4, 2)), jnp.ones((4, 2)), jnp.ones((4, 3)))
     with pytest.raises(ValueError, match="p0"):
-        pr.isoloss_mode_solution(1.0, -0.1)
+        byol.isoloss_mode_solution(1.0, -0.1)

@@ -1,0 +1,45 @@
+"""Each esser-mnist claim function on small synthetic records, for both verdicts."""
+
+import dataclasses
+
+from ssldyn.experiments import esser_mnist as E
+
+CFG = dataclasses.replace(E.Config(), k=2, widths=(10, 100), activations=("relu",), digit_pairs=((0, 1),))
+
+
+def collapse(naive_ranks=(1, 1), constrained=(2, 2), dist=1e-4):
+    def sv(rank):
+        return {"singular_values": [[1.0, 0.5], [1.0, 0.5 if rank == 2 else 1e-6]], "distance_to_top_k": [1.0, dist]}
+
+    return {"kind": "collapse", "times": [0.0, 1.0], "t_protocol": 1.0,
+            "series": {"naive_ode": sv(naive_ranks[0]), "naive_network": sv(naive_ranks[1]),
+                       "constrained_ode": sv(constrained[0]), "constrained_network": sv(constrained[1])}}
+
+
+def sweep(h, seed, acc_a, acc_ode, gap=1e-3, t_train=1.0, t_ode=0.01):
+    return {"kind": "sweep", "pair": [0, 1], "activation": "relu", "width": h, "seed": seed,
+            "acc_network_A": acc_a, "acc_network_B": acc_a, "acc_ode_empirical": acc_ode, "acc_ode_infinite": acc_ode,
+            "acc_init": 0.5, "gram_gap_A_vs_ode": gap, "train_A_seconds": t_train, "train_B_seconds": t_train,
+            "ode_empirical_seconds": t_ode, "ode_infinite_seconds": t_ode, "kernel_infinite_seconds_once": t_ode}
+
+
+def test_naive_collapse_both_ways():
+    assert E.claim_naive_collapse(CFG, [collapse()]).verdict == "yes"
+    assert E.claim_naive_collapse(CFG, [collapse(naive_ranks=(2, 1))]).verdict == "no"
+
+
+def test_top_k_both_ways():
+    assert E.claim_top_k(CFG, [collapse(dist=1e-4)]).verdict == "yes"
+    assert E.claim_top_k(CFG, [collapse(dist=0.3)]).verdict == "no"
+
+
+def test_accuracy_width_and_speed_both_ways():
+    good = [sweep(h, s, 0.9, 0.905) for h in (10, 100) for s in range(2)]
+    bad = [sweep(h, s, 0.9, 0.8 if h == 100 else 0.9, gap=0.2 if h == 10 else 1e-3, t_train=0.01, t_ode=1.0)
+           for h in (10, 100) for s in range(2)]
+    assert E.claim_accuracy(CFG, good).verdict == "yes"
+    assert E.claim_accuracy(CFG, bad).verdict == "no"
+    assert E.claim_width_independent(CFG, good).verdict == "yes"
+    assert E.claim_width_independent(CFG, bad).verdict == "no"
+    assert E.claim_speed(CFG, good).verdict == "yes"
+    assert E.claim_speed(CFG, bad).verdict == "no"

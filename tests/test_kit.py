@@ -1,0 +1,194 @@
+"""The kit's shared pieces against independent computations: the training loop, the Solution
+protocol, the generic comparison, the manifolds, the validation helpers and the claim machinery."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import ssldyn
+from ssldyn._training import run_steps, scan_with_saves
+from ssldyn._validation import check_choice, check_int, check_keys
+from ssldyn.experiments import Claim, select, verdict
+from helpers import random_symmetric
+
+KEY = jax.random.PRNGKey(0)
+
+
+# ---------------------------------------------------------------------------------------------------
+# training loop
+# ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n_steps,save_every", [(10, 3), (9, 3), (4, 7), (0, 2), (5, None)])
+def test_scan_with_saves_equals_a_python_loop(n_steps, save_every):
+    xs = jnp.arange(n_steps, dtype=jnp.float64)
+    step = lambda c, x: 0.9 * c + x
+    carry, saved = scan_with_saves(step, jnp.asarray(1.0), n_steps, save_every, lambda c: 2 * c, xs=xs)
+    c, ref = 1.0, []
+    for k in range(n_steps):
+        c = 0.9 * c + float(k)
+        if save_every is not None and (k + 1) % save_every == 0:
+            ref.append(2 * c)
+    np.testing.assert_allclose(carry, c, rtol=1e-14)
+    if save_every is None:
+        assert saved is None
+    else:
+        np.testing.assert_allclose(saved, np.asarray(ref).reshape(-1), rtol=1e-14)
+
+
+def test_run_steps_time_axis_and_initial_save():
+    res = run_steps(lambda c, x: c + 1.0, jnp.asarray(0.0), lr=0.25, n_steps=8, save_every=2, include_initial=True)
+    np.testing.assert_allclose(res.ts, [0.0, 0.5, 1.0, 1.5, 2.0])
+    np.testing.assert_allclose(res.saved, [0.0, 2.0, 4.0, 6.0, 8.0])
+    final, saved = res  # tuple-style unpacking of older code
+    assert float(final) == 8.0 and saved.shape == (5,)
+
+
+def test_simulate_gd_is_time_aware_and_order_one_in_lr():
+    """GD on dW/dt = 2SW − ωW against the closed form: the gap at t = 1 halves with lr (lr_order ≈ 1),
+    and a time-dependent field sees t_k = k·lr (checked against an explicit loop)."""
+    S = random_symmetric(KEY, 5) / 4
+    W0 = ssldyn.stiefel_init(KEY, 5, 2)
+    exact = ssldyn.NaiveSolution(S, W0, weight_decay=0.3)
+    flow = ssldyn.naive_flow(S, weight_decay=0.3)
+    lrs, gaps = [0.02, 0.01, 0.005], []
+    for lr in lrs:
+        res = ssldyn.simulate_gd(flow, W0, lr, int(round(1 / lr)), save_every=int(round(0.5 / lr)))
+        np.testing.assert_allclose(res.ts, [0.5, 1.0], rtol=1e-12)
+        gaps.append(float(ssldyn.compare_along(res, exact, invariant="state").gaps[-1]))
+    assert 0.9 < ssldyn.lr_order(lrs, gaps) < 1.1
+
+    class Ramp(ssldyn.AbstractFlow):  # dy/dt = t
+        def vector_field(self, t, y):
+            return jnp.ones_like(y) * t
+
+        def loss(self, y):
+            return jnp.sum(y)
+
+        def check_initial(self, y0):
+            return jnp.asarray(y0)
+
+    lr, n = 0.1, 5
+    out = ssldyn.simulate_gd(Ramp(), jnp.zeros(()), lr, n).final
+    np.testing.assert_allclose(out, sum(lr * (k * lr) for k in range(n)), rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Solution protocol and generic comparison
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_every_core_closed_form_follows_the_solution_protocol_and_matches_solve():
+    S = random_symmetric(KEY, 6) / 3
+    W0 = ssldyn.stiefel_init(jax.random.PRNGKey(1), 6, 2)
+    ts = jnp.linspace(0.0, 2.0, 5)
+    cases = [
+        (ssldyn.NaiveSolution(S, W0), ssldyn.naive_flow(S), W0, "state"),
+        (ssldyn.GrassmannSolution(S, W0), ssldyn.grassmann_flow(S), W0, "projector"),
+        (ssldyn.PowerFlowSolution(S, W0[:, :1]), ssldyn.sphere_flow(S), W0[:, :1], "state"),
+    ]
+    for sol, flow, y0, inv in cases:
+        assert isinstance(sol, ssldyn.AbstractSolution)
+        traj = ssldyn.solve(flow, y0, 0.0, 2.0, ts=ts, rtol=1e-11, atol=1e-13)
+        assert float(ssldyn.compare_along(traj, sol, invariant=inv).max_gap) < 1e-8
+        np.testing.assert_allclose(sol.trajectory(ts).ys[2], sol(ts[2]), rtol=1e-13)
+    # OutputSolution: initial outputs stored once, then only the time
+    Z = jax.random.normal(KEY, (9, 4))
+    K = Z @ Z.T / 4
+    B = ssldyn.pair_matrix(3)
+    R0 = ssldyn.qf(jax.random.normal(jax.random.PRNGKey(2), (9, 2))) * 0.5
+    sol = ssldyn.OutputSolution(B, K).with_initial(R0)
+    traj = ssldyn.solve(ssldyn.output_flow(B, K), R0, 0.0, 2.0, ts=ts, rtol=1e-11, atol=1e-13)
+    assert float(ssldyn.compare_along(traj, sol, invariant="gram").max_gap) < 1e-8
+    with pytest.raises(ValueError, match="initial outputs"):
+        ssldyn.OutputSolution(B, K).evaluate(1.0)
+
+
+def test_compare_along_refuses_different_grids_and_unknown_invariants():
+    S = random_symmetric(KEY, 4)
+    W0 = ssldyn.stiefel_init(KEY, 4, 2)
+    a = ssldyn.simulate_gd(ssldyn.grassmann_flow(S), W0, 0.01, 10, save_every=5)
+    b = ssldyn.solve(ssldyn.grassmann_flow(S), W0, 0.0, 0.1, ts=3)
+    with pytest.raises(ValueError, match="different times"):
+        ssldyn.compare_along(a, b)
+    with pytest.raises(ValueError, match="invariant"):
+        ssldyn.compare_along(a, a, invariant="nope")
+    with pytest.raises(TypeError, match="`b`"):
+        ssldyn.compare_along(a, W0)
+    assert float(ssldyn.compare_along(a, a, invariant=lambda W: W.T @ W).max_gap) == 0.0
+
+
+def test_trajectory_status_is_an_enumeration():
+    flow = ssldyn.naive_flow(jnp.eye(3) * 50.0)
+    traj = ssldyn.solve(flow, jnp.eye(3)[:, :1], 0.0, 100.0, throw=False, max_steps=50)
+    assert not traj.ok and traj.result in (ssldyn.Status.max_steps_reached, ssldyn.Status.nonfinite)
+    ok = ssldyn.solve(ssldyn.naive_flow(jnp.eye(3)), jnp.eye(3)[:, :1], 0.0, 0.1)
+    assert ok.result == ssldyn.Status.success
+
+
+# ---------------------------------------------------------------------------------------------------
+# manifolds
+# ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["stiefel", "grassmann", "sphere"])
+def test_manifold_projection_is_tangent_and_retraction_stays_on_the_manifold(name):
+    manifold = {"stiefel": ssldyn.Stiefel(), "grassmann": ssldyn.Grassmann(), "sphere": ssldyn.Sphere()}[name]
+    W = ssldyn.stiefel_init(KEY, 7, 1 if name == "sphere" else 3)
+    if name == "sphere":
+        W = W[:, 0]
+    G = jax.random.normal(jax.random.PRNGKey(3), W.shape)
+    T = manifold.project(W, G)
+    if name == "sphere":
+        assert abs(float(W @ T)) < 1e-13
+        # projection = G minus its component along W (independent formula)
+        np.testing.assert_allclose(T, G - (W @ G) * W, atol=1e-13)
+        Wn = manifold.retract(W, 0.3 * T)
+        assert abs(float(jnp.linalg.norm(Wn)) - 1.0) < 1e-13
+    else:
+        np.testing.assert_allclose(W.T @ T + T.T @ W, 0.0, atol=1e-13)  # tangent: WᵀΔ skew
+        Wn = manifold.retract(W, 0.3 * T)
+        np.testing.assert_allclose(Wn.T @ Wn, np.eye(3), atol=1e-13)
+        # the projection is idempotent and orthogonal: <G − T, T> = 0
+        np.testing.assert_allclose(manifold.project(W, T), T, atol=1e-13)
+        assert abs(float(jnp.sum((G - T) * T))) < 1e-12
+
+
+# ---------------------------------------------------------------------------------------------------
+# validation and claims
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_validation_helpers_name_the_argument():
+    assert check_int(np.int64(3), "n") == 3
+    with pytest.raises(TypeError, match="`n` must be an int"):
+        check_int(True, "n")
+    with pytest.raises(ValueError, match=r"`n` must be an int in \[1, 5\]"):
+        check_int(9, "n", minimum=1, maximum=5)
+    with pytest.raises(ValueError, match="`mode` must be one of"):
+        check_choice("x", "mode", ("a", "b"))
+    keys, single = check_keys(jax.random.split(KEY, 3))
+    assert not single and keys.shape == (3, 2)
+    with pytest.raises(TypeError, match="`keys` must be a jax.random key"):
+        check_keys(jnp.ones((3, 3)))
+
+
+def test_claim_and_select():
+    recs = [{"kind": "a", "x": 1}, {"kind": "a", "x": 5}, {"kind": "b", "x": 5}, {"x": 7}]
+    assert select(recs, kind="a", x=lambda v: v > 2) == [{"kind": "a", "x": 5}]
+    assert len(select(recs, x={5, 7})) == 3 and select(recs, kind="c") == []
+    assert verdict(True) == "yes" and verdict(False) == "no" and verdict(False, partly=True) == "partly"
+    c = Claim("c", "m", "partly", criterion="r")
+    assert c.reproduced is None and c.to_record()["criterion"] == "r"
+    with pytest.raises(ValueError, match="verdict"):
+        Claim("c", "m", "maybe")
+
+
+def test_readme_reproduction_table_comes_from_the_registry():
+    from pathlib import Path
+
+    from ssldyn.experiments import reproduction_table
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert reproduction_table() in readme, "regenerate the README table with experiments.reproduction_table()"
