@@ -139,15 +139,20 @@ from .scaling import (
     unpad_ensemble as unpad_ensemble,
 )
 
+from . import barlow as barlow
 from . import byol as byol
+from . import collapse as collapse
 from . import data as data
+from . import deeplinear as deeplinear
 from . import head as head
 from . import scaling as scaling
+from . import simvae as simvae
 from . import sparse as sparse
 
 __version__ = "0.1.0"
 
-# Paper families live in sub-packages (`ssldyn.sparse`, `ssldyn.byol`, `ssldyn.head`). Their names
+# Paper families live in sub-packages (`ssldyn.sparse`, `ssldyn.byol`, `ssldyn.head`, `ssldyn.barlow`,
+# `ssldyn.deeplinear`, `ssldyn.collapse`, `ssldyn.simvae`, `ssldyn.hssl`). The first three's names
 # were once re-exported here, some with a prefix; they still resolve, with a DeprecationWarning.
 _MOVED = {
     **{name: ("head", name) for name in (

@@ -48,6 +48,19 @@ def pair_blocks(n, kind: str) -> tuple[tuple[tuple[int, ...], ...], float]:
     return coeffs, 1.0 / (2 * n if denom == "2n" else n)
 
 
+def symmetric_pair(A, B, names: tuple[str, str]) -> tuple[jax.Array, jax.Array]:
+    """Two symmetric matrices of the same shape (e.g. `C0` and `C+`, `B` and `K`), validated and
+    symmetrised: `(sym(A), sym(B))`. Errors name the arguments `names`."""
+    na, nb = names
+    A = as_array(A, na, ndim=2)
+    B = as_array(B, nb, ndim=2)
+    check_symmetric(A, na)
+    check_symmetric(B, nb)
+    if A.shape != B.shape:
+        raise ValueError(f"`{na}` and `{nb}` must have the same shape, got {tuple(A.shape)} and {tuple(B.shape)}.")
+    return sym(A), sym(B)
+
+
 def check_pair_matrix(B, m: int | None = None, name: str = "B") -> jax.Array:
     """Validate a symmetric pair/kernel matrix argument (square, finite, symmetric, optional size m)."""
     B = as_array(B, name, ndim=2)

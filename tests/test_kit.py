@@ -192,3 +192,33 @@ def test_readme_reproduction_table_comes_from_the_registry():
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     assert reproduction_table() in readme, "regenerate the README table with experiments.reproduction_table()"
+
+
+# The public API of the README's table before the kit refactor (commit 9a05bde): every name must keep
+# importing from the same namespace, so users' notebooks keep working.
+_OLD_API = {
+    "ssldyn": """Euclidean GradientFlow Grassmann GrassmannSolution NaiveSolution NetworkSpec OutputFlow OutputSolution
+        PowerFlowSolution QuadraticFlow SolveError Sphere Stiefel ViewStats agreement barlow_twins_loss
+        conjugate_kernel contrastive_loss effective_rank empirical_ntk empirical_setup erf_kernel get_activation
+        gram_gap grassmann_flow hermite_series_kernel hidden_features hidden_gram infinite_width_kernel
+        infinite_width_ntk infinite_width_setup info_nce_loss init_network kernel_root linear_cka logistic_probe
+        loss_along naive_flow network_apply network_features noncontrastive_loss ntk_flow orthogonality_error
+        output_flow output_loss pair_matrix polar population_view_stats predict_outputs principal_angles
+        probe_accuracy projector qf quadratic_loss quadrature_kernel random_features rankme relu_kernel
+        ridge_probe sample_initial_outputs simulate_gd spectral_contrastive_loss sphere_flow
+        squared_contrastive_loss squared_noncontrastive_loss stable_rank stack_views stiefel_init
+        subspace_distance sym top_eigenspace train_network view_stats""",
+    "ssldyn.data": """compose gaussian_noise load_embedded_mnist load_idx load_mnist load_mnist_idx make_views
+        oracle_views random_mask random_rotation random_translation two_class_split""",
+    "ssldyn.experiments": "Experiment REGISTRY make_config run_experiment",
+}
+
+
+@pytest.mark.parametrize("module", sorted(_OLD_API))
+def test_every_name_of_the_old_readme_api_still_imports(module):
+    import importlib
+
+    mod = importlib.import_module(module)
+    missing = [name for name in _OLD_API[module].split() if not hasattr(mod, name)]
+    assert not missing, f"{module} lost {missing}"
+    assert {"C0", "Cp", "Cm", "Dp", "Dm"} <= set(ssldyn.ViewStats.__dataclass_fields__)

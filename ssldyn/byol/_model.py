@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._linalg import sym
+from .._linalg import sym, symmetric_pair
 from .._stats import ViewStats
 from .._training import fast_key
 from .._validation import as_array, check_int, check_positive, check_symmetric, is_concrete
@@ -98,13 +98,7 @@ def check_simsiam_target(beta, online, target, message: str) -> None:
 
 def moments(C0, Cp) -> tuple[jax.Array, jax.Array]:
     """Validated, symmetrised `(C0, C+)` of equal shape (d, d)."""
-    C0 = as_array(C0, "C0", ndim=2)
-    Cp = as_array(Cp, "Cp", ndim=2)
-    check_symmetric(C0, "C0")
-    check_symmetric(Cp, "Cp")
-    if C0.shape != Cp.shape:
-        raise ValueError(f"`C0` and `Cp` must have the same shape, got {tuple(C0.shape)} and {tuple(Cp.shape)}.")
-    return sym(C0), sym(Cp)
+    return symmetric_pair(C0, Cp, ("C0", "Cp"))
 
 
 def flag(value: bool) -> jax.Array:

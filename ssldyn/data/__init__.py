@@ -9,6 +9,8 @@ Layout: **one row per sample** everywhere in this sub-package. Images are flatte
 - Subsets: `class_subset` / `two_class_split` -> `ClassSplit`.
 - Augmentations `fn(key, X, **params)`: `gaussian_noise`, `random_translation`, `random_rotation`,
   `random_mask`, `compose`, `default_augmentation`, and the deterministic `translate`, `rotate`.
+- MNIST-1D-style signals: `make_mnist1d(key, n, *, length=40, ...) -> (X, y, nuisances)` with every
+  nuisance recorded per sample, and `render_mnist1d` (the noise-free signals from the nuisances).
 - Views: `make_views`, `oracle_views`, `negative_indices` -> `Views(anchors, positives, negatives)`.
 """
 
@@ -31,3 +33,7 @@ from ._pairs import oracle_views as oracle_views
 from ._splits import ClassSplit as ClassSplit
 from ._splits import class_subset as class_subset
 from ._splits import two_class_split as two_class_split
+from ._mnist1d import MNIST1D_TEMPLATES as MNIST1D_TEMPLATES
+from ._mnist1d import NUISANCE_NAMES as NUISANCE_NAMES
+from ._mnist1d import make_mnist1d as make_mnist1d
+from ._mnist1d import render_mnist1d as render_mnist1d
