@@ -145,6 +145,7 @@ from . import collapse as collapse
 from . import data as data
 from . import deeplinear as deeplinear
 from . import head as head
+from . import hssl as hssl
 from . import scaling as scaling
 from . import simvae as simvae
 from . import sparse as sparse

@@ -34,7 +34,7 @@ from jaxtyping import Array, Float
 from ._manifolds import qf
 from ._linalg import check_pair_matrix, kernel_root, sym
 from ._solution import AbstractSolution
-from ._validation import as_array, check_orthonormal_columns, check_positive, check_symmetric, is_concrete
+from ._validation import as_array, check_orthonormal_columns, check_positive, check_symmetric, check_time, is_concrete
 
 
 def _eigh_desc(S):
@@ -52,9 +52,8 @@ def _check_S_W0(S, W0):
 
 
 def _check_t(t):
-    if is_concrete(t) and np.any(np.asarray(t) < 0):
-        raise ValueError(f"`t` must be >= 0, got {t}.")
-    return jnp.asarray(t)
+    """A time `t`: finite and >= 0 (NaN, Inf and negative times raise naming `t`)."""
+    return check_time(t, "t")
 
 
 class NaiveSolution(AbstractSolution):
@@ -63,7 +62,8 @@ class NaiveSolution(AbstractSolution):
     **Arguments:** `S` symmetric (d, d); `W0` (d, k); `weight_decay` ω ≥ 0.
 
     Call it with a time `t` (≥ 0) to get `W(t)`. It overflows for `2μ_1 t` beyond ~700 (float64):
-    that is the true solution growing, not a numerical artefact.
+    that is the true solution growing, not a numerical artefact; outside a trace `solution(t)` and
+    `trajectory(ts)` then raise an `OverflowError` naming the growth rate and the largest safe `t`.
     """
 
     mu: jax.Array
@@ -83,6 +83,17 @@ class NaiveSolution(AbstractSolution):
         t = _check_t(t)
         scale = jnp.exp(2.0 * t * self.mu - self.weight_decay * t)
         return self.U @ (scale[:, None] * self.C)
+
+    def nonfinite_error(self, t) -> ArithmeticError:
+        t = float(np.max(np.asarray(t)))
+        rate = float(2.0 * np.max(np.asarray(self.mu)) - np.asarray(self.weight_decay))
+        limit = float(np.log(np.finfo(np.dtype(self.mu.dtype)).max))
+        horizon = f"t < {limit / rate:.4g}" if rate > 0 else "a smaller t"
+        return OverflowError(
+            f"NaiveSolution: W(t) overflows {np.dtype(self.mu.dtype).name} at `t` = {t:g}: the naive flow grows like "
+            f"e^{{(2 mu_1 - weight_decay) t}} = e^{{{rate * t:.4g}}} (mu_1 = {float(np.max(np.asarray(self.mu))):.4g}), "
+            f"beyond the largest float e^{{{limit:.4g}}}. This is the true solution diverging: use {horizon}, "
+            "a weight decay above 2 mu_1, or a constrained flow (GrassmannSolution).")
 
 
 class GrassmannSolution(AbstractSolution):
@@ -290,7 +301,7 @@ class OutputSolution(AbstractSolution):
         if (K is None) == (root is None):
             raise ValueError("Give exactly one of `K` (the kernel) and `root` (L with L Lᵀ = K).")
         if root is None:
-            root = kernel_root(check_pair_matrix(K, m, name="K"))
+            root = kernel_root(check_pair_matrix(K, m, name="K"))  # refuses a K that is not PSD
         root = as_array(root, "root", ndim=2)
         if root.shape[0] != m:
             raise ValueError(f"`root` must have {m} rows to match `B`, got shape {tuple(root.shape)}.")

@@ -26,7 +26,8 @@ from jaxtyping import Array, Float
 
 from ._linalg import as_hyper, check_pair_matrix, kernel_root, sym
 from ._manifolds import AbstractManifold, Euclidean, Grassmann, Sphere, get_manifold
-from ._validation import as_array, check_positive, check_symmetric, in_trace, is_concrete
+from ._validation import (as_array, check_int, check_keys, check_positive, check_psd, check_square, check_symmetric,
+                          in_trace, is_concrete)
 
 
 _hyper = as_hyper  # old private name, kept for callers that have not moved yet
@@ -109,6 +110,7 @@ class QuadraticFlow(AbstractFlow):
 
     def __init__(self, S, *, manifold="grassmann", weight_decay=0.0, eigenbasis: bool = False):
         S = as_array(S, "S", ndim=2)
+        check_square(S, "S")
         check_symmetric(S, "S")
         self.weight_decay = _hyper(weight_decay, "weight_decay")
         self.manifold_ = get_manifold(manifold)
@@ -134,7 +136,7 @@ class QuadraticFlow(AbstractFlow):
         return -jnp.sum(Wi * self._SW(Wi)) + 0.5 * self.weight_decay * jnp.sum(W**2)
 
     def check_initial(self, y0):
-        W = self.manifold_.check(y0, "y0")
+        W = self.manifold_.check(as_array(y0, "y0"), "y0")  # an array (a nested list too), never a pytree
         if W.shape[0] != self.dim:
             raise ValueError(f"`y0` must have {self.dim} rows to match `S`, got shape {tuple(W.shape)}.")
         return W
@@ -209,7 +211,14 @@ class GradientFlow(AbstractFlow):
     def check_initial(self, y0):
         W = self.manifold_.check(y0, "y0")
         if not in_trace(W, self.args):
-            value = float(self.loss(W))
+            value = self.loss(W)
+            if not hasattr(value, "shape") or jnp.ndim(value) != 0:
+                got = f"shape {tuple(jnp.shape(value))}" if hasattr(value, "shape") else type(value).__name__
+                raise TypeError(f"`loss_fn` must return a scalar (the loss), got {got} at `y0`; sum or average it "
+                                "(e.g. `jnp.sum(...)`).")
+            if jnp.iscomplexobj(value):
+                raise TypeError(f"`loss_fn` must return a real scalar, got dtype {value.dtype}.")
+            value = float(value)
             if not np.isfinite(value):
                 raise ValueError(f"`loss_fn` is not finite at `y0` (got {value}).")
         return W
@@ -257,6 +266,7 @@ class OutputFlow(AbstractFlow):
     def __init__(self, B, K, *, K_test=None, constrained: bool = True, weight_decay=0.0):
         B = check_pair_matrix(B, name="B")
         K = check_pair_matrix(K, B.shape[0], name="K")
+        check_psd(K, "K")
         if K_test is not None:
             K_test = as_array(K_test, "K_test", ndim=2)
             if K_test.shape[1] != B.shape[0]:
@@ -331,8 +341,14 @@ def sample_initial_outputs(key: jax.Array, K, k: int, *, width: int, root=None) 
     **Arguments:** `key`; `K` (m, m) symmetric PSD kernel (include test inputs to get their initial
     outputs jointly); `k` columns; `width` h; `root`: optional precomputed `kernel_root(K)`.
     """
+    key, single = check_keys(key, "key")
+    if not single:
+        raise TypeError(f"`key` must be a single PRNG key, got a stack of shape {tuple(key.shape)}.")
+    k = check_int(k, "k", minimum=1)
     check_positive(width, "width")
     if root is None:
         root = kernel_root(K)
+    else:
+        root = as_array(root, "root", ndim=2, nonempty=True)
     z = jax.random.normal(key, (root.shape[1], k), dtype=root.dtype)
     return root @ z / jnp.sqrt(width)

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._validation import as_array, check_int, check_positive, check_same_cols, is_concrete
+from ._validation import all_finite, as_array, check_int, check_positive, check_same_cols, in_trace, is_concrete
 
 __all__ = [
     "get_activation",
@@ -156,6 +156,23 @@ def _check_scalar_positive(value, name: str) -> None:
 
 def _check_positive_int(value, name: str) -> int:
     return check_int(value, name, minimum=1)
+
+
+MAX_HERMITE_NODES = 360
+"""Largest Gauss–Hermite rule used: NumPy's `hermegauss` overflows to NaN weights beyond ~370 nodes."""
+
+
+def _check_kernel_finite(K, activation, what: str = "kernel"):
+    """Raise (outside a trace) when a kernel computed from finite inputs is not finite: the activation
+    is undefined or overflows on Gaussian pre-activations (e.g. `jnp.log` of negative numbers)."""
+    if in_trace(K) or all_finite(K):
+        return K
+    frac = float(np.mean(~np.isfinite(np.asarray(K))))
+    name = _activation_name(activation) or getattr(activation, "__name__", repr(activation))
+    raise ValueError(
+        f"The infinite-width {what} is not finite ({frac:.0%} of its entries are NaN/Inf): `activation` = {name} "
+        "is undefined or overflows on Gaussian pre-activations u ~ N(0, q) (they take every real value). Use an "
+        "activation defined on the whole real line with at most polynomial growth.")
 
 
 def _inputs(X, Y):
@@ -569,8 +586,9 @@ def _kernel(X, Y, activation, weight_var, order, method, kind=None):
     order = _check_order(order)
     method = _check_method(method)
     kind = _kind(activation) if kind is None else kind
-    return _kernel_impl(X, Yv, jnp.asarray(weight_var, X.dtype), kind=kind,
-                        phi=phi if kind == "quad" else None, order=order, method=method, symmetric=symmetric)
+    K = _kernel_impl(X, Yv, jnp.asarray(weight_var, X.dtype), kind=kind,
+                     phi=phi if kind == "quad" else None, order=order, method=method, symmetric=symmetric)
+    return _check_kernel_finite(K, activation)
 
 
 def _check_method(method) -> str:
@@ -741,14 +759,36 @@ def hermite_series_kernel(X, Y=None, *, activation, weight_var: float = 1.0, n_t
     References: Mehler (1866); A. Daniely, R. Frostig, Y. Singer, *Toward deeper understanding of
     neural networks: the power of initialization and a dual view on expressivity*, NeurIPS 2016.
     """
+    K, bound = _hermite_series(X, Y, activation, weight_var, n_terms, n_nodes)
+    _check_kernel_finite(K, activation)
+    if not in_trace(bound) and not all_finite(bound):
+        raise ValueError(f"The error bound of the Hermite series is not finite for `activation` = {activation!r}: "
+                         "its Hermite coefficients overflow; use `quadrature_kernel`.")
+    return (K, bound) if return_bound else K
+
+
+def _hermite_series(X, Y, activation, weight_var, n_terms, n_nodes):
+    """Validated `hermite_series_kernel` without the finiteness check of its result: `(K, bound)`."""
     phi = get_activation(activation)
     X, Yv, symmetric = _inputs(X, Y)
     _check_scalar_positive(weight_var, "weight_var")
     n_terms = _check_positive_int(n_terms, "n_terms")
-    n_nodes = 2 * n_terms + 40 if n_nodes is None else _check_positive_int(n_nodes, "n_nodes")
-    K, bound = _series_impl(X, Yv, jnp.asarray(weight_var, X.dtype), phi=phi, n_terms=n_terms, n_nodes=n_nodes,
-                            symmetric=symmetric)
-    return (K, bound) if return_bound else K
+    half = MAX_HERMITE_NODES // 2
+    if n_nodes is None:
+        n_nodes = 2 * n_terms + 40
+        if n_nodes > half:
+            raise ValueError(
+                f"`n_terms` = {n_terms} is too large: the default `n_nodes` = 2·n_terms + 40 = {n_nodes} (fine rule "
+                f"{2 * n_nodes} nodes) exceeds the {MAX_HERMITE_NODES} Gauss–Hermite nodes NumPy computes without "
+                f"overflow (NaN weights). Use n_terms <= {(half - 40) // 2}, or pass n_nodes <= {half}.")
+    else:
+        n_nodes = _check_positive_int(n_nodes, "n_nodes")
+        if n_nodes > half:
+            raise ValueError(
+                f"`n_nodes` = {n_nodes} is too large: the fine rule has 2·n_nodes = {2 * n_nodes} Gauss–Hermite nodes, "
+                f"beyond the {MAX_HERMITE_NODES} that NumPy computes without overflow (NaN weights). Use n_nodes <= {half}.")
+    return _series_impl(X, Yv, jnp.asarray(weight_var, X.dtype), phi=phi, n_terms=n_terms, n_nodes=n_nodes,
+                        symmetric=symmetric)
 
 
 def infinite_width_kernel(X, Y=None, *, activation, weight_var: float = 1.0, order: int = 32,
@@ -781,8 +821,7 @@ def infinite_width_kernel(X, Y=None, *, activation, weight_var: float = 1.0, ord
         if _kind(activation) == "quad" and not isinstance(jnp.zeros(()), jax.core.Tracer):
             Xa = as_array(X, "X", ndim=2)
             if is_concrete(Xa) and (Y is None or is_concrete(Y)):
-                K, bound = hermite_series_kernel(X, Y, activation=activation, weight_var=weight_var,
-                                                 return_bound=True)
+                K, bound = _hermite_series(X, Y, activation, weight_var, 40, None)
                 scale = float(jnp.max(jnp.abs(K))) if K.size else 1.0
                 if np.isfinite(float(bound)) and float(bound) <= series_tol * max(scale, 1e-300):
                     return K
@@ -828,10 +867,11 @@ def infinite_width_ntk(X, Y=None, *, activation, weight_var: float = 1.0, output
     kind = _kind(activation)
     quad = kind == "quad"
     g = 1.0 if parametrization == "standard" else weight_var / X.shape[1]
-    return _ntk_impl(X, Yv, jnp.asarray(weight_var, X.dtype), jnp.asarray(output_var * g, X.dtype),
-                     kind=kind, dkind="quad" if quad else kind + "'", phi=phi if quad else None,
-                     dphi=_derivative_cached(phi) if quad else None, order=order, method=method,
-                     symmetric=symmetric)
+    theta = _ntk_impl(X, Yv, jnp.asarray(weight_var, X.dtype), jnp.asarray(output_var * g, X.dtype),
+                      kind=kind, dkind="quad" if quad else kind + "'", phi=phi if quad else None,
+                      dphi=_derivative_cached(phi) if quad else None, order=order, method=method,
+                      symmetric=symmetric)
+    return _check_kernel_finite(theta, activation, "NTK")
 
 
 @functools.lru_cache(maxsize=64)

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._validation import as_array, check_int, check_positive, check_square, check_symmetric, in_trace
+from ._validation import as_array, check_int, check_positive, check_square, check_symmetric, in_trace, psd_tolerance
 
 LOSS_KINDS: tuple[str, ...] = ("contrastive", "noncontrastive", "squared_contrastive", "squared_noncontrastive")
 
@@ -84,12 +84,18 @@ def kernel_root(K, *, method: str = "eigh", jitter: float = 1e-10) -> jax.Array:
       (K far from PSD) raises; inside one the result is NaN.
     """
     K = check_pair_matrix(K, name="K")
-    if method == "eigh":
-        evals, evecs = jnp.linalg.eigh(sym(K))
-        return evecs * jnp.sqrt(jnp.clip(evals, 0.0))[None, :]
-    if method != "cholesky":
+    if method not in ("eigh", "cholesky"):
         raise ValueError(f"`method` must be 'eigh' or 'cholesky', got {method!r}.")
     check_positive(jitter, "jitter")
+    if method == "eigh":
+        evals, evecs = jnp.linalg.eigh(sym(K))
+        if not in_trace(evals):
+            lam = np.asarray(evals)
+            if lam[0] < -psd_tolerance(K.dtype) * max(abs(lam[-1]), abs(lam[0])):
+                raise ValueError(
+                    f"`K` must be positive semi-definite (a kernel or Gram matrix), but its smallest eigenvalue is "
+                    f"{lam[0]:.3g} (largest {lam[-1]:.3g}); clipping would silently drop those directions.")
+        return evecs * jnp.sqrt(jnp.clip(evals, 0.0))[None, :]
     eps = jitter * jnp.mean(jnp.diagonal(K))
     L = jnp.linalg.cholesky(sym(K) + eps * jnp.eye(K.shape[0], dtype=K.dtype))
     if not in_trace(L) and not bool(np.all(np.isfinite(np.asarray(L)))):

@@ -372,8 +372,9 @@ def linear_cka(X, Y) -> jax.Array:
 
     computed in feature space, O(n k^2). It lies in [0, 1], is symmetric, and is invariant to
     orthogonal transformations, isotropic scaling and translations of either representation (not
-    to general invertible linear maps). It is undefined (NaN) when either representation is
-    constant across samples (complete collapse).
+    to general invertible linear maps). It is undefined when either representation is constant
+    across samples (complete collapse): outside a trace that raises a `ValueError` naming it (inside
+    `jit`/`vmap` the result is NaN).
 
     **Arguments:**
     - `X`: representations (n, k1).
@@ -384,10 +385,21 @@ def linear_cka(X, Y) -> jax.Array:
     **References:** S. Kornblith, M. Norouzi, H. Lee and G. Hinton, "Similarity of neural network
     representations revisited", ICML 2019.
     """
-    x = as_array(X, "X", ndim=2)
-    y = as_array(Y, "Y", ndim=2)
+    x = as_array(X, "X", ndim=2, nonempty=True)
+    y = as_array(Y, "Y", ndim=2, nonempty=True)
     check_same_rows({"X": x, "Y": y})
-    return _linear_cka(x, y)
+    value = _linear_cka(x, y)
+    if is_concrete(value) and is_concrete(x) and is_concrete(y) and not np.isfinite(float(value)):
+        for name, a in (("X", x), ("Y", y)):
+            an = np.asarray(a, dtype=np.float64)
+            centred = an - an.mean(axis=0)
+            if float(np.linalg.norm(centred.T @ centred)) == 0.0:
+                raise ValueError(
+                    f"linear_cka is undefined: `{name}` is constant across samples (its centred representation is "
+                    "numerically zero, e.g. a completely collapsed network), so CKA would be 0/0 = NaN.")
+        raise ValueError("linear_cka is not finite: the centred Gram norms of `X` and `Y` overflow or underflow; "
+                         "rescale the representations.")
+    return value
 
 
 @jax.jit

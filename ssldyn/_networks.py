@@ -34,7 +34,7 @@ from jaxtyping import Array, Float
 from ._kernels import get_activation
 from ._manifolds import Stiefel, stiefel_init
 from ._training import TrainResult, check_loop, run_steps
-from ._validation import as_array, check_int, check_choice, check_positive, check_rank_k
+from ._validation import all_finite, as_array, check_int, check_choice, check_positive, check_rank_k, in_trace
 
 TRAIN_MODES = ("last", "all")
 PARAMETRIZATIONS = ("standard", "ntk")
@@ -111,8 +111,31 @@ def network_apply(spec: NetworkSpec, params: dict, X) -> jax.Array:
     return network_features(spec, params, X) @ params["W"]
 
 
+def check_params(spec: NetworkSpec, params) -> dict:
+    """Validate a parameter dict against `spec`: keys `V`, `W` (and `V2` for two hidden layers), each of
+    the spec's shape (a leading seed axis, as from `jax.vmap(init_network)`, is allowed). Returns it."""
+    if not isinstance(spec, NetworkSpec):
+        raise TypeError(f"`spec` must be a NetworkSpec, got {type(spec).__name__}.")
+    if not isinstance(params, dict):
+        raise TypeError(f"`params` must be a dict of arrays (from `init_network`), got {type(params).__name__}.")
+    shapes = {"V": (spec.h, spec.d), "W": (spec.h, spec.k)}
+    if spec.hidden_layers == 2:
+        shapes["V2"] = (spec.h, spec.h)
+    missing = [key for key in shapes if key not in params]
+    if missing:
+        raise ValueError(f"`params` lacks the key(s) {missing}: a network with this spec needs {sorted(shapes)} "
+                         f"(use `init_network(key, spec)`), got keys {sorted(params)}.")
+    for key, shape in shapes.items():
+        got = tuple(jnp.shape(params[key]))
+        if got[-2:] != shape:
+            raise ValueError(
+                f"`params['{key}']` must have shape {shape} for the spec (d={spec.d}, h={spec.h}, k={spec.k}), got "
+                f"{got}: these parameters belong to a network of another size.")
+    return params
+
+
 def _check_train_args(spec, Z, B, lr, n_steps, train, save_every):
-    Z = as_array(Z, "Z", ndim=2)
+    Z = as_array(Z, "Z", ndim=2, nonempty=True)
     if Z.shape[1] != spec.d:
         raise ValueError(f"`Z` must have {spec.d} columns (the input dimension), got {Z.shape[1]}.")
     B = as_array(B, "B", ndim=2)
@@ -155,11 +178,25 @@ def train_network(
     `save_every`), `ts` their times `lr × steps`. Vmap over `params` (e.g. initialised from split keys) to train
     several seeds at once.
     """
+    params = check_params(spec, params)
     Z, B, n_steps, save_every = _check_train_args(spec, Z, B, lr, n_steps, train, save_every)
+    check_choice(retraction, "retraction", ("qr", "polar"))
+    check_positive(weight_decay, "weight_decay", allow_zero=True)
     if X_eval is None:
         X_eval = Z
-    return _train(spec, params, Z, B, jnp.asarray(lr, Z.dtype), jnp.asarray(weight_decay, Z.dtype), X_eval,
-                  n_steps=n_steps, train=train, constrained=constrained, retraction=retraction, save_every=save_every)
+    else:
+        X_eval = as_array(X_eval, "X_eval", ndim=2)
+        if X_eval.shape[1] != spec.d:
+            raise ValueError(f"`X_eval` must have {spec.d} columns (the input dimension), got shape "
+                             f"{tuple(X_eval.shape)}.")
+    result = _train(spec, params, Z, B, jnp.asarray(lr, Z.dtype), jnp.asarray(weight_decay, Z.dtype), X_eval,
+                    n_steps=n_steps, train=train, constrained=constrained, retraction=retraction, save_every=save_every)
+    if not in_trace(result, params, lr) and not all_finite(result.final):
+        raise FloatingPointError(
+            f"train_network: the parameters became non-finite (NaN/Inf) within `n_steps` = {n_steps} steps at "
+            f"`lr` = {float(lr):g} (train={train!r}, constrained={bool(constrained)}): gradient descent diverged. "
+            "Lower `lr`, shorten the horizon, or use constrained=True.")
+    return result
 
 
 @functools.partial(eqx.filter_jit)

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from ._validation import as_array
+from ._validation import all_finite, as_array, check_time, in_trace
 
 
 class Status(eqx.Enumeration):
@@ -101,10 +101,7 @@ def _status_item(code: int):
 
 
 def _check_time(t, name: str = "t") -> jax.Array:
-    t = as_array(t, name)
-    if not isinstance(t, jax.core.Tracer) and bool(np.any(np.asarray(t) < 0)):
-        raise ValueError(f"`{name}` must be non-negative (effective time), got {t}.")
-    return t
+    return check_time(t, name)
 
 
 class AbstractSolution(eqx.Module):
@@ -124,10 +121,23 @@ class AbstractSolution(eqx.Module):
         """The state at effective time `t ≥ 0` (a scalar)."""
 
     def __call__(self, t):
-        return self.evaluate(t)
+        y = self.evaluate(t)
+        if not in_trace(y, t) and not all_finite(y):
+            raise self.nonfinite_error(t)
+        return y
+
+    def nonfinite_error(self, t) -> ArithmeticError:
+        """The exception raised (outside a trace) when the state at a valid time `t` is not finite;
+        subclasses name the cause (e.g. the overflow of a diverging flow)."""
+        return FloatingPointError(f"{type(self).__name__}: the state at `t` = {float(np.max(np.asarray(t)))} "
+                                  "is not finite (NaN/Inf).")
 
     def trajectory(self, ts) -> Trajectory:
         """The solution at the times `ts` (1-D, non-negative) as a `Trajectory`."""
         ts = _check_time(as_array(ts, "ts", ndim=1), "ts")
         ys = jax.vmap(self.evaluate)(ts)
+        if not in_trace(ys, ts) and not all_finite(ys):
+            leaves = [np.asarray(y).reshape(np.asarray(ts).shape[0], -1) for y in jax.tree_util.tree_leaves(ys)]
+            bad = np.flatnonzero(~np.all(np.stack([np.all(np.isfinite(y), axis=1) for y in leaves]), axis=0))
+            raise self.nonfinite_error(np.asarray(ts)[bad[0]])
         return Trajectory(ts=ts, ys=ys, stats={}, status=jnp.zeros((), jnp.int32))

@@ -6,7 +6,11 @@ serves every value; only shapes, dtypes, the solver and static options trigger a
 
 Failures are loud: the trajectory carries a `status` (0 success, 1 `max_steps` reached, 2 non-finite
 state, 3 another solver failure) and, with `throw=True` (default), a failed solve raises — also
-inside `jit` and `vmap`, through `equinox`'s runtime errors.
+inside `jit` and `vmap`, through `equinox`'s runtime errors. A diverging state is caught early: a
+diffrax event stops the solve as soon as the state is non-finite or beyond `finfo.max ** 0.9`
+(before the step-size controller would reject step after step until `max_steps`), and the status
+is 2 (`Status.nonfinite`). `simulate_gd` raises a `FloatingPointError` naming `lr` when its
+iterates become non-finite (outside a trace).
 """
 
 from __future__ import annotations
@@ -20,22 +24,68 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PyTree
 
-from ._flows import AbstractFlow
+from ._flows import AbstractFlow, OutputFlow, QuadraticFlow
 from ._solution import STATUS_MESSAGES, SolveError, Status, Trajectory
 from ._training import TrainResult, check_loop, run_steps
-from ._validation import as_array, check_int, check_positive, in_trace, is_concrete
+from ._validation import all_finite, as_array, check_int, check_positive, in_trace, is_concrete
 
 def _status(result, ys) -> jax.Array:
     finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(y)) for y in jax.tree_util.tree_leaves(ys)]))
     success = result == diffrax.RESULTS.successful
     max_steps = result == diffrax.RESULTS.max_steps_reached
-    code = jnp.where(success, jnp.where(finite, 0, 2), jnp.where(max_steps, 1, 3))
+    diverged = result == diffrax.RESULTS.event_occurred  # only event: the state blew up (`_diverged`)
+    code = jnp.where(success, jnp.where(finite, 0, 2), jnp.where(max_steps, 1, jnp.where(diverged, 2, 3)))
     return code.astype(jnp.int32)
+
+
+def _blowup_threshold(dtype) -> float:
+    """A state entry beyond this magnitude counts as diverged: `finfo.max ** 0.9` (~1e277 in float64,
+    ~1e34 in float32), far above any meaningful state and just below where the steps start to overflow
+    (the step-size controller would then reject every step and crawl on until `max_steps`)."""
+    return float(np.finfo(np.dtype(dtype)).max) ** 0.9
+
+
+def _diverged(t, y, args, **kwargs):
+    """Event condition: the state is non-finite or about to overflow (stops the solve at once)."""
+    bad = [jnp.any(~jnp.isfinite(a) | (jnp.abs(a) > _blowup_threshold(a.dtype)))
+           for a in jax.tree_util.tree_leaves(y) if jnp.issubdtype(a.dtype, jnp.inexact)]
+    return jnp.any(jnp.stack(bad)) if bad else jnp.asarray(False)
+
+
+def _like(dy, y):
+    """The vector field in the state's dtype (a float64 hyperparameter must not promote a float32 state)."""
+    return jax.tree_util.tree_map(lambda d, a: d.astype(a.dtype), dy, y)
+
+
+def _flow_dtype(flow):
+    """The floating dtype of a flow's arrays (of rank >= 1: matrices, not scalar hyperparameters), or None."""
+    leaves = [a for a in jax.tree_util.tree_leaves(eqx.filter(flow, eqx.is_array))
+              if jnp.ndim(a) >= 1 and jnp.issubdtype(a.dtype, jnp.floating)]
+    return jnp.result_type(*leaves) if leaves else None
+
+
+def _promote_initial(flow, y0):
+    """Cast a lower-precision initial state up to the flow's dtype (a float32 `y0` with a float64 flow).
+
+    Only for the linear flows (`QuadraticFlow`, `OutputFlow`), whose vector field `S @ W` would be of
+    the higher precision and make the solve fail; a `GradientFlow` keeps the dtype of its `y0` (its
+    gradient has the state's dtype), as before."""
+    if not isinstance(flow, (QuadraticFlow, OutputFlow)):
+        return y0
+    dtype = _flow_dtype(flow)
+    if dtype is None:
+        return y0
+    return jax.tree_util.tree_map(
+        lambda a: a.astype(jnp.promote_types(a.dtype, dtype)) if jnp.issubdtype(a.dtype, jnp.floating) else a, y0)
+
+
+def _supports_event(adjoint) -> bool:
+    return isinstance(adjoint, (diffrax.RecursiveCheckpointAdjoint, diffrax.DirectAdjoint))
 
 
 @eqx.filter_jit
 def _solve_jit(flow, y0, t0, t1, ts, rtol, atol, dt0, solver, max_steps, throw, adjoint):
-    term = diffrax.ODETerm(lambda t, y, args: args.vector_field(t, y))
+    term = diffrax.ODETerm(lambda t, y, args: _like(args.vector_field(t, y), y))
     controller = diffrax.PIDController(rtol=rtol, atol=atol)
     sol = diffrax.diffeqsolve(
         term,
@@ -49,6 +99,7 @@ def _solve_jit(flow, y0, t0, t1, ts, rtol, atol, dt0, solver, max_steps, throw, 
         stepsize_controller=controller,
         max_steps=max_steps,
         adjoint=adjoint,
+        event=diffrax.Event(_diverged) if _supports_event(adjoint) else None,
         throw=False,
     )
     ys = jax.vmap(flow.from_internal)(sol.ys)
@@ -138,7 +189,7 @@ def solve(
     """
     if not isinstance(flow, AbstractFlow):
         raise TypeError(f"`flow` must be an ssldyn flow (AbstractFlow), got {type(flow).__name__}.")
-    y0 = flow.check_initial(y0)
+    y0 = _promote_initial(flow, flow.check_initial(y0))
     t0, t1, ts, rtol, atol, dt0, solver, adjoint = _check_solve_options(
         jax.tree_util.tree_leaves(y0)[0].dtype, t0, t1, ts, rtol, atol, dt0, solver, max_steps, adjoint)
     # Outside any trace we check the status in Python and raise a plain SolveError; inside jit/vmap
@@ -169,10 +220,18 @@ def simulate_gd(flow: AbstractFlow, y0: PyTree[Float[Array, "..."]], lr: float |
     2·save_every, …` stacked along a leading axis (None without `save_every`), `ts` their times
     `lr × steps`. It unpacks as `final, saved = simulate_gd(...)`.
     """
-    y0 = flow.check_initial(y0)
+    if not isinstance(flow, AbstractFlow):
+        raise TypeError(f"`flow` must be an ssldyn flow (AbstractFlow), got {type(flow).__name__}.")
+    y0 = _promote_initial(flow, flow.check_initial(y0))
     n_steps, save_every = check_loop(lr, n_steps, save_every)
     dtype = jax.tree_util.tree_leaves(y0)[0].dtype
-    return _simulate_gd_jit(flow, y0, jnp.asarray(lr, dtype), n_steps, save_every, bool(include_initial))
+    result = _simulate_gd_jit(flow, y0, jnp.asarray(lr, dtype), n_steps, save_every, bool(include_initial))
+    if not in_trace(result, lr) and not all_finite(result.final):
+        raise FloatingPointError(
+            f"simulate_gd: the iterates became non-finite (NaN/Inf) within `n_steps` = {n_steps} steps at "
+            f"`lr` = {float(lr):g}: gradient descent diverged. Lower `lr` (explicit steps are stable only for "
+            "lr well below 1/(largest rate of the flow)), shorten the horizon, or use a constrained flow.")
+    return result
 
 
 @eqx.filter_jit
@@ -181,7 +240,7 @@ def _simulate_gd_jit(flow, y0, lr, n_steps, save_every, include_initial):
 
     def step(y, k):
         t = k.astype(lr.dtype) * lr
-        step_ = jax.tree_util.tree_map(lambda a: lr * a, flow.vector_field(t, y))
+        step_ = jax.tree_util.tree_map(lambda a: lr * a, _like(flow.vector_field(t, y), y))
         if manifold is None:
             return jax.tree_util.tree_map(jnp.add, y, step_)
         return manifold.retract(y, step_)

@@ -32,7 +32,7 @@ def in_trace(*trees) -> bool:
 
 
 def as_array(x, name: str, *, ndim: int | Sequence[int] | None = None, finite: bool = True,
-             dtype=None) -> jax.Array:
+             dtype=None, allow_complex: bool = False, nonempty: bool = False) -> jax.Array:
     """Convert `x` to a floating JAX array and check its rank and finiteness.
 
     **Arguments:**
@@ -41,6 +41,9 @@ def as_array(x, name: str, *, ndim: int | Sequence[int] | None = None, finite: b
     - `ndim`: allowed number(s) of dimensions, or None for any.
     - `finite`: whether NaN/Inf are rejected (checked only on concrete values).
     - `dtype`: optional dtype; default keeps a floating dtype or promotes to the default float.
+    - `allow_complex`: accept complex dtypes (refused by default: every flow, kernel and statistic of
+      ssldyn is real, and a complex input would otherwise propagate silently).
+    - `nonempty`: refuse arrays with a zero-length axis.
     """
     if isinstance(x, (str, bytes)) or x is None:
         raise TypeError(f"`{name}` must be an array of numbers, got {type(x).__name__}.")
@@ -48,6 +51,9 @@ def as_array(x, name: str, *, ndim: int | Sequence[int] | None = None, finite: b
         arr = jnp.asarray(x) if dtype is None else jnp.asarray(x, dtype=dtype)
     except (TypeError, ValueError) as err:
         raise TypeError(f"`{name}` must be an array of numbers, got {type(x).__name__}.") from err
+    if jnp.issubdtype(arr.dtype, jnp.complexfloating) and not allow_complex:
+        raise TypeError(f"`{name}` must be real, got complex dtype {arr.dtype}; pass its real part "
+                        f"(`jnp.real(x)`) if the imaginary part is round-off.")
     if not (jnp.issubdtype(arr.dtype, jnp.floating) or jnp.issubdtype(arr.dtype, jnp.complexfloating)):
         if jnp.issubdtype(arr.dtype, jnp.number) or arr.dtype == jnp.bool_:
             arr = arr.astype(jnp.result_type(float))
@@ -58,14 +64,56 @@ def as_array(x, name: str, *, ndim: int | Sequence[int] | None = None, finite: b
         if arr.ndim not in allowed:
             want = " or ".join(str(a) for a in allowed)
             raise ValueError(f"`{name}` must have {want} dimension(s), got shape {tuple(arr.shape)}.")
+    if nonempty and arr.size == 0:
+        raise ValueError(f"`{name}` must not be empty, got shape {tuple(arr.shape)}.")
     if finite and is_concrete(arr) and not np.all(np.isfinite(np.asarray(arr))):
         raise ValueError(f"`{name}` contains NaN or Inf values.")
     return arr
 
 
 def check_square(a: jax.Array, name: str) -> None:
+    """Raise unless `a` is a non-empty square matrix."""
     if a.ndim != 2 or a.shape[0] != a.shape[1]:
         raise ValueError(f"`{name}` must be a square matrix, got shape {tuple(a.shape)}.")
+    if a.shape[0] == 0:
+        raise ValueError(f"`{name}` must not be empty, got shape {tuple(a.shape)}.")
+
+
+def psd_tolerance(dtype) -> float:
+    """Relative tolerance on negative eigenvalues (λ_min ≥ −tol·|λ|_max) of a matrix meant to be PSD.
+
+    Loose on purpose (1e-5 in float64, 1e-3 in float32): it refuses a wrong sign or an indefinite
+    matrix, never the round-off of a Gram matrix or the quadrature error of an infinite-width kernel
+    (whose tiny negative eigenvalues `kernel_root` clips, as documented)."""
+    return 1e-5 if jnp.dtype(dtype) == jnp.float64 else 1e-3
+
+
+def check_psd(a: jax.Array, name: str, *, rtol: float | None = None) -> None:
+    """Raise unless a concrete symmetric matrix is positive semi-definite up to round-off.
+
+    Tries a Cholesky factorisation of `A + rtol·max|A|·I` (cheap); only when it fails are the
+    eigenvalues computed, to name the most negative one in the message. Skipped for tracers.
+    """
+    check_square(a, name)
+    if not is_concrete(a):
+        return
+    an = np.asarray(a, dtype=np.float64)
+    rtol = psd_tolerance(a.dtype) if rtol is None else rtol
+    scale = float(np.max(np.abs(an))) if an.size else 0.0
+    if scale == 0.0:
+        return
+    sa = 0.5 * (an + an.T)
+    try:
+        np.linalg.cholesky(sa + rtol * scale * np.eye(an.shape[0]))
+        return
+    except np.linalg.LinAlgError:
+        pass
+    lam = np.linalg.eigvalsh(sa)
+    if lam[0] < -rtol * max(abs(lam[-1]), abs(lam[0])):
+        raise ValueError(
+            f"`{name}` must be positive semi-definite (a kernel or Gram matrix), but its smallest eigenvalue "
+            f"is {lam[0]:.3g} (largest {lam[-1]:.3g}); check its sign and how it was built."
+        )
 
 
 def check_symmetric(a: jax.Array, name: str, *, rtol: float = 1e-6) -> None:
@@ -166,11 +214,33 @@ def check_rank_k(k, d: int, name: str = "k") -> int:
     return k
 
 
+def check_time(t, name: str = "t") -> jax.Array:
+    """An effective time (scalar or array) as an array: finite and non-negative (concrete values)."""
+    t = as_array(t, name, finite=False)
+    if is_concrete(t):
+        tn = np.asarray(t)
+        if not np.all(np.isfinite(tn)):
+            raise ValueError(f"`{name}` must be a finite time, got {t}.")
+        if np.any(tn < 0):
+            raise ValueError(f"`{name}` must be >= 0 (effective time), got {t}.")
+    return t
+
+
+def all_finite(tree) -> bool:
+    """True when every leaf of a concrete pytree is finite (NumPy, no jnp dispatch)."""
+    return all(bool(np.all(np.isfinite(np.asarray(leaf)))) for leaf in jax.tree_util.tree_leaves(tree)
+               if np.issubdtype(np.asarray(leaf).dtype, np.inexact))
+
+
 def check_positive(value, name: str, *, allow_zero: bool = False) -> None:
     """Raise unless a concrete scalar is positive (or non-negative with `allow_zero`)."""
     if not is_concrete(value):
         return
+    if isinstance(value, (str, bytes)) or value is None:
+        raise TypeError(f"`{name}` must be a number, got {type(value).__name__} {value!r}.")
     v = np.asarray(value)
+    if v.dtype.kind in "cOSUMm":  # complex, objects, strings, dates (bfloat16 is kind "V": allowed)
+        raise TypeError(f"`{name}` must be a real number, got {value!r}.")
     if not np.all(np.isfinite(v)):
         raise ValueError(f"`{name}` must be finite, got {value}.")
     bad = np.any(v < 0) if allow_zero else np.any(v <= 0)

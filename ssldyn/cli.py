@@ -26,6 +26,29 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _error(message) -> int:
+    """Print one line `ssldyn: error: ...` on stderr and return the usage-error status 2."""
+    text = " ".join(str(message).split())
+    print(f"ssldyn: error: {text}", file=sys.stderr)
+    return 2
+
+
+def _interrupted(out: Path | None) -> int:
+    """What was saved when the run was interrupted (Ctrl-C), and how to resume; exit status 130."""
+    import json
+
+    saved = "nothing was saved yet"
+    path = None if out is None else out / "results.json"
+    if path is not None and path.is_file():
+        try:
+            cells = json.loads(path.read_text()).get("cells", {})
+            saved = f"{len(cells)} finished cell(s) are saved in {path}"
+        except (OSError, ValueError, AttributeError):
+            saved = f"the results saved so far are in {path}"
+    print(f"\nssldyn: interrupted: {saved}; rerun the same command (same --out) to resume.", file=sys.stderr)
+    return 130
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from .experiments import REGISTRY, get_experiment, make_config, parse_overrides, run_experiment
@@ -36,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             exp = REGISTRY[name]
             print(f"{name:<{width}}  {exp.summary}\n{'':<{width}}  [{exp.paper}]")
         return 0
+    out = None
     try:
         exp = get_experiment(args.name)
         if args.command == "config":
@@ -47,9 +71,19 @@ def main(argv: list[str] | None = None) -> int:
         config = make_config(exp, quick=args.quick, seed=args.seed, overrides=parse_overrides(exp.config_cls, args.overrides))
         out = args.out if args.out is not None else Path("results") / exp.name
         results = run_experiment(exp, config, out, progress=not args.no_progress, fresh=args.fresh)
-    except (ValueError, TypeError) as err:
-        print(f"ssldyn: error: {err}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        return _interrupted(out)
+    except (ValueError, TypeError, ArithmeticError) as err:  # ArithmeticError: a run that diverged (names the cause)
+        return _error(err)
+    except RuntimeError as err:
+        from . import SolveError
+
+        if not isinstance(err, SolveError):
+            raise
+        return _error(err)
+    except OSError as err:  # e.g. a data folder that cannot be read, a full disk
+        where = f" ({err.filename})" if getattr(err, "filename", None) else ""
+        return _error(f"{err.strerror or err}{where}")
     print(f"\n{exp.name}: results in {out}/ (results.json, report.md, figures)")
     for c in results["claims"]:
         mark = {True: "REPRODUCED", False: "NOT REPRODUCED", None: "PARTLY"}.get(c["reproduced"], "?")

@@ -197,7 +197,10 @@ def random_translation(key, X: Float[Array, "*n d"], max_shift=1) -> Float[Array
     """
     X, single = _batch(X)
     _check_int(max_shift, "max_shift")
-    _side(X.shape[1])
+    side = _side(X.shape[1])
+    if is_concrete(max_shift) and int(np.max(np.asarray(max_shift))) >= side:
+        raise ValueError(f"`max_shift` must be smaller than the image side {side} (a shift of {side} pixels or "
+                         f"more moves the whole image out of the frame, leaving zeros), got {max_shift!r}.")
     out = _random_translation_kernel(key, X, jnp.asarray(max_shift, dtype=jnp.int32))
     return out[0] if single else out
 

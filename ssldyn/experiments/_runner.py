@@ -49,6 +49,10 @@ class Experiment:
     - `report(config, context, records, out_dir) -> str`: draws the figures into `out_dir` and returns
       the Markdown body of `report.md` (the claims table is rendered by the runner).
     - `order`: position in `ssldyn list` and the README table (then by name; the main job is 0).
+    - `validate(config)`: optional check of the whole configuration (raise `ValueError`/`TypeError`
+      naming the field); `run_experiment` calls it before anything is written or computed, so a bad
+      value is refused at once rather than after hours of cells. `from_namespace` picks up a module
+      function called `validate_config`.
     """
 
     name: str
@@ -65,6 +69,7 @@ class Experiment:
     # transitional: experiments not yet on the kit pass their own if-chain and claim dicts
     run_cell: Callable[[Any, Any, dict], list[dict]] | None = None
     finalize: Callable[[Any, Any, list[dict], Path], tuple[list[dict], str]] | None = None
+    validate: Callable[[Any], None] | None = None
 
     @classmethod
     def from_namespace(cls, namespace: dict, **fields) -> Experiment:
@@ -72,7 +77,7 @@ class Experiment:
         `CELL_KINDS`, `CLAIMS` and `report` (pass `globals()`); `fields` give the rest (`name`,
         `summary`, `paper`, `order`) and may override any of them."""
         names = {"config_cls": "Config", "quick": "QUICK", "prepare": "prepare", "cells": "cells",
-                 "cell_kinds": "CELL_KINDS", "claims": "CLAIMS", "report": "report"}
+                 "cell_kinds": "CELL_KINDS", "claims": "CLAIMS", "report": "report", "validate": "validate_config"}
         kw = {field: namespace[name] for field, name in names.items() if name in namespace and field not in fields}
         return cls(**kw, **fields)
 
@@ -112,8 +117,16 @@ def to_jsonable(x):
     return x
 
 
+def _file_mode() -> int:
+    """0o666 minus the process umask: the mode `open()` would give a new file (`mkstemp` gives 0o600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` atomically (temporary file in the same directory, then rename)."""
+    """Write `text` to `path` atomically (temporary file in the same directory, then rename); the file
+    gets the usual mode (0644 under the common umask 022), not `mkstemp`'s 0600."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -122,6 +135,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -144,6 +158,7 @@ def save_figure(fig, out_dir: Path, name: str) -> list[str]:
         fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.", suffix=f".{ext}")
         os.close(fd)
         fig.savefig(tmp, dpi=130, bbox_inches="tight", format=ext)
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, target)
         names.append(target.name)
     plt.close(fig)
@@ -248,15 +263,45 @@ def run_experiment(
     - `max_cells`: stop after this many new cells (for testing interruption); the report is not written.
 
     **Returns:** the results dictionary (as written to `results.json`).
+
+    Refused before anything is written: a configuration that `exp.validate` rejects, an `out_dir` that
+    is an existing file or cannot be created. A directory created by this call is removed again if
+    the run fails before anything was saved in it. A stored cell without records is recomputed.
     """
+    if not dataclasses.is_dataclass(config) or isinstance(config, type):
+        raise TypeError(f"`config` must be a {exp.config_cls.__name__} instance (see `make_config`), "
+                        f"got {type(config).__name__}.")
+    dtype = getattr(config, "dtype", None)
+    if dtype is not None and dtype not in ("float32", "float64"):
+        raise ValueError(f"`dtype` must be 'float32' or 'float64', got {dtype!r}")
+    if exp.validate is not None:
+        exp.validate(config)  # the whole configuration, before anything is written or computed
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"the output directory (--out) {out} is an existing file, not a directory")
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"cannot create the output directory (--out) {out}: {err.strerror or err}") from err
+    try:
+        return _run(exp, config, out, dtype, progress=progress, fresh=fresh, max_cells=max_cells, log=log)
+    except BaseException:
+        # A refused configuration (or a failure before the first cell was saved) leaves no empty directory.
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
+
+
+def _stored_ok(stored) -> bool:
+    """A stored cell is usable when it holds a non-empty list of records."""
+    return isinstance(stored, dict) and isinstance(stored.get("records"), list) and len(stored["records"]) > 0
+
+
+def _run(exp, config, out: Path, dtype, *, progress, fresh, max_cells, log) -> dict:
     import jax
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    dtype = getattr(config, "dtype", None)
     if dtype is not None:
-        if dtype not in ("float32", "float64"):
-            raise ValueError(f"`dtype` must be 'float32' or 'float64', got {dtype!r}")
         jax.config.update("jax_enable_x64", dtype == "float64")
     cfg = to_jsonable(dataclasses.asdict(config))
     path = out / "results.json"
@@ -266,6 +311,8 @@ def run_experiment(
             old = json.loads(path.read_text())
         except json.JSONDecodeError as err:
             raise ValueError(f"{path} is not valid JSON ({err}); remove it or pass --fresh") from err
+        if not isinstance(old, dict) or not isinstance(old.get("cells", {}), dict):
+            raise ValueError(f"{path} is not an ssldyn results file; remove it, pass --fresh or use another --out")
         if old.get("experiment") != exp.name:
             raise ValueError(f"{path} holds results of {old.get('experiment')!r}, not {exp.name!r}; use another --out")
         if old.get("config") != cfg:
@@ -285,6 +332,13 @@ def run_experiment(
     ids = [c["id"] for c in cells]
     if len(set(ids)) != len(ids):
         raise RuntimeError(f"experiment {exp.name!r} produced duplicate cell ids")
+    results.setdefault("cells", {})
+    for c in cells:
+        stored = results["cells"].get(c["id"])
+        if stored is not None and not _stored_ok(stored):
+            what = "no records" if not (isinstance(stored, dict) and stored.get("records")) else "damaged records"
+            log(f"recomputing cell {c['id']}: its stored result in {path} has {what}")
+            del results["cells"][c["id"]]
     todo = [c for c in cells if c["id"] not in results["cells"]]
     if len(todo) < len(cells):
         log(f"resuming: {len(cells) - len(todo)} of {len(cells)} cells already in {path}")

@@ -40,6 +40,7 @@ from ssldyn import (
     agreement,
     effective_rank,
     empirical_setup,
+    get_activation,
     infinite_width_kernel,
     init_network,
     kernel_root,
@@ -126,6 +127,65 @@ class Config:
 
 QUICK = dict(digit_pairs=((0, 1),), activations=("relu", "tanh"), widths=(10, 100, 1000), n_seeds=3, arm_b_seeds=2,
              kernel_order=12)
+
+COLLAPSE_SAVES = 40
+"""Saves of the collapse cell (its network runs a multiple of this many GD steps)."""
+
+
+def validate_config(config: Config) -> None:
+    """Check every field of a configuration before the first cell runs (ValueError/TypeError naming it)."""
+    import os
+
+    def integer(name, minimum, maximum=None):
+        v = getattr(config, name)
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum \
+                or (maximum is not None and v > maximum):
+            rng = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+            raise ValueError(f"configuration field `{name}` must be an int {rng}, got {v!r}")
+
+    def positive(name, allow_zero=False):
+        v = getattr(config, name)
+        ok = isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and np.isfinite(v) \
+            and (v >= 0 if allow_zero else v > 0)
+        if not ok:
+            raise ValueError(f"configuration field `{name}` must be a {'non-negative' if allow_zero else 'positive'} "
+                             f"finite number, got {v!r}")
+
+    if not isinstance(config.data, (str, os.PathLike)):
+        raise TypeError(f"configuration field `data` must be 'embedded' or a folder path, got {config.data!r}")
+    if str(config.data) != "embedded" and not os.path.isdir(config.data):
+        raise ValueError(f"configuration field `data` must be 'embedded' or an existing folder of MNIST IDX files; "
+                         f"{str(config.data)!r} is not a folder")
+    integer("n_per_class", 2, 400 if str(config.data) == "embedded" else None)
+    integer("n_seeds", 1)
+    integer("arm_b_seeds", 0, config.n_seeds)
+    integer("k", 1)
+    integer("epochs", 1)
+    integer("max_shift", 0, 27)
+    integer("kernel_order", 1)
+    integer("collapse_width", config.k)
+    integer("collapse_max_steps", COLLAPSE_SAVES)
+    integer("seed", 0)
+    for name in ("lr", "loss_constant", "collapse_horizon", "rtol", "atol"):
+        positive(name)
+    positive("noise_std", allow_zero=True)
+    if not config.widths or any(isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < config.k
+                                for h in config.widths):
+        raise ValueError(f"configuration field `widths` must be a non-empty tuple of ints >= k = {config.k}, "
+                         f"got {config.widths!r}")
+    if not config.digit_pairs or any(
+            len(p) != 2 or p[0] == p[1] or any(isinstance(d, bool) or not isinstance(d, (int, np.integer))
+                                               or not 0 <= d <= 9 for d in p) for p in config.digit_pairs):
+        raise ValueError(f"configuration field `digit_pairs` must be pairs of two different digits 0-9, "
+                         f"got {config.digit_pairs!r}")
+    if not config.activations:
+        raise ValueError("configuration field `activations` must name at least one activation")
+    for name, acts in (("activations", config.activations), ("collapse_activation", (config.collapse_activation,))):
+        for act in acts:
+            try:
+                get_activation(act)
+            except (ValueError, TypeError) as err:
+                raise ValueError(f"configuration field `{name}`: {err}") from err
 
 
 def _cell_key(config, cell) -> jax.Array:
@@ -367,7 +427,7 @@ def _run_collapse(config, ctx, cell):
     # Naive: the outputs grow like e^{2 μ1 t}; stop at the collapse time scale and before float64
     # overflow (2 μ1 T ≤ 500), since only the normalised singular values are of interest.
     T_nai = min(config.collapse_horizon / (2.0 * float(mu[0] - mu[1])), 250.0 / max(float(mu[0]), 1e-12), T_con)
-    n_save = 40
+    n_save = COLLAPSE_SAVES
     out = {}
     for name, constrained, R0, p, T in (("constrained", True, R0c, p_con, T_con), ("naive", False, R0n, p_nai, T_nai)):
         ts = jnp.linspace(0.0, T, n_save + 1)

@@ -36,6 +36,7 @@ from ._sharding import (
     unpad_ensemble,
 )
 from .._solve import STATUS_MESSAGES, SolveError, Trajectory, _check_solve_options, solve
+from .._manifolds import Sphere, Stiefel
 from .._validation import as_array, in_trace, to_jax
 
 __all__ = ["solve_ensemble"]
@@ -60,23 +61,36 @@ def _ensemble_jit(make_flow, params, y0s, shared, t0, t1, ts, rtol, atol, dt0, s
     def one(p, y0, sh):
         flow = make_flow(p) if sh is None else make_flow(p, sh)
         # throw=False: failures are reported per member in `status` and raised once, below or in Python.
-        return solve(flow, y0, t0, t1, ts=ts, rtol=rtol, atol=atol, dt0=dt0, solver=solver,
+        traj = solve(flow, y0, t0, t1, ts=ts, rtol=rtol, atol=atol, dt0=dt0, solver=solver,
                      max_steps=max_steps, throw=False, adjoint=adjoint)
+        return traj, _constraint_violation(flow, y0)
 
     batched = jax.vmap(one, in_axes=(0, 0, None))
     if mesh is None:
-        traj = batched(params, y0s, shared)
+        traj, violation = batched(params, y0s, shared)
     else:
         # One block of members per device, each with its own while loop: no communication while solving.
         axis = PartitionSpec(mesh.axis_names[0])
-        traj = _shard_map(batched, mesh, in_specs=(axis, axis, PartitionSpec()), out_specs=axis)(
+        traj, violation = _shard_map(batched, mesh, in_specs=(axis, axis, PartitionSpec()), out_specs=axis)(
             params, y0s, shared)
     if raise_inside:
         ys = traj.ys
         for code in (1, 2, 3):
             ys = eqx.error_if(ys, jnp.any(traj.status == code), f"solve_ensemble: {STATUS_MESSAGES[code]}")
         traj = eqx.tree_at(lambda tr: tr.ys, traj, ys)
-    return traj
+    return traj, violation
+
+
+def _constraint_violation(flow, y0):
+    """How far a member's initial state is from its flow's manifold (0 for unconstrained flows):
+    `max |WᵀW − I|` on the Stiefel/Grassmann manifolds, `|‖W‖_F − 1|` on the sphere. The members are
+    built inside the trace, where `check_initial` cannot look at values, so this is checked afterwards."""
+    manifold = getattr(flow, "manifold", None)
+    if isinstance(manifold, Stiefel) and isinstance(y0, jax.Array) and y0.ndim == 2:
+        return jnp.max(jnp.abs(y0.T @ y0 - jnp.eye(y0.shape[1], dtype=y0.dtype)))
+    if isinstance(manifold, Sphere) and isinstance(y0, jax.Array):
+        return jnp.abs(jnp.linalg.norm(y0) - 1.0)
+    return jnp.zeros((), jnp.result_type(float))
 
 
 def solve_ensemble(
@@ -177,9 +191,19 @@ def solve_ensemble(
 
     if mesh is not None and not traced:  # everything else replicated over the mesh (needed across hosts)
         shared, t0, t1, ts, rtol, atol, dt0 = replicate((shared, t0, t1, ts, rtol, atol, dt0), mesh)
-    traj = _ensemble_jit(make_flow, params, y0s, shared, t0, t1, ts, rtol, atol, dt0, solver, int(max_steps),
-                         adjoint, mesh, bool(throw and traced))
-    traj = unpad_ensemble(traj, size)
+    traj, violation = _ensemble_jit(make_flow, params, y0s, shared, t0, t1, ts, rtol, atol, dt0, solver,
+                                    int(max_steps), adjoint, mesh, bool(throw and traced))
+    traj, violation = unpad_ensemble((traj, violation), size)
+    if not traced:
+        viol = np.asarray(gather_to_host(violation), dtype=np.float64)
+        tol = 1e-10 if jax.tree_util.tree_leaves(y0s)[0].dtype == jnp.float64 else 1e-5
+        bad = np.flatnonzero(~(viol <= tol))
+        if bad.size:
+            shown = ", ".join(str(i) for i in bad[:20]) + (", ..." if bad.size > 20 else "")
+            raise ValueError(
+                f"`y0s`: {bad.size} of {size} members are not on their flow's manifold (members {shown}; largest "
+                f"violation {np.max(viol[bad]):.3g} > {tol:g}, e.g. max |W^T W - I| for a constrained flow). Use "
+                "`ssldyn.stiefel_init` or orthonormalise each member with QR.")
     if throw and not traced:
         status = gather_to_host(traj.status)
         bad = np.flatnonzero(status != 0)

@@ -1,0 +1,375 @@
+r"""Homomorphic feature extractors on cyclic 1-D signals: the circular CNN and its locally connected control.
+
+**Group and action.** The cyclic group `C_L` acts on signals `x ∈ R^{L×c}` (position axis first) by
+`[T_g x]_j = x_{(j − g) mod L}` (`np.roll(x, g, axis=0)`) and on feature fields `F ∈ R^{L×C}` by the
+regular representation `[Γ_g F](h) = F(g^{-1} h) = F_{(h − g) mod L}` — the same roll. The **fiber**
+at `g` is the C-vector `F(g) = F[g mod L]` (`fiber`).
+
+**Circular CNN.** Layer `ℓ` with kernel `K` (odd) and dilation `d`:
+
+    h'_{g,c} = b_c + Σ_{k=0}^{K-1} Σ_{c'} w_{k,c',c} h_{(g + d(k − (K−1)/2)) mod L, c'},
+
+ReLU between layers, none after the last (the fibers are the last layer's output). Circular
+padding, no stride, no pooling: `f(T_g x) = Γ_g f(x)` exactly. The receptive field of a fiber is
+`1 + (K − 1) Σ_ℓ d_ℓ` positions.
+
+**Locally connected control** (`arch="lc"`): the same gather, but separate weights and biases per
+output position (`w_{g,k,c',c}`, `b_{g,c}`): identical receptive fields and tensor shapes, no weight
+sharing, hence no equivariance.
+
+`BackboneSpec(arch, length, channels, kernel, dilations, n_layers)`: `len(dilations)` dilated
+layers with kernel `K`, followed by pointwise layers up to `n_layers`. A pointwise layer is stored
+as dilation 0 (all K taps read the same position: the effective 1×1 weight is the sum over taps,
+whose He-normal law equals that of a 1×1 layer), so every layer has the same tensor shapes and the
+dilations can be passed as a traced array (`apply_backbone(..., dilations=...)`): one compilation
+serves a whole receptive-field sweep.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._validation import as_array, check_choice, check_int
+
+ARCHS = ("cnn", "lc")
+
+
+class BackboneSpec(NamedTuple):
+    """Static description of a backbone (hashable: use it as a static argument)."""
+
+    arch: str = "cnn"
+    length: int = 40
+    channels: int = 32
+    kernel: int = 5
+    dilations: tuple = (1, 2, 4)
+    n_layers: int = 4
+    in_channels: int = 1
+
+    @property
+    def dilation_vector(self) -> tuple[int, ...]:
+        """Dilation of each of the `n_layers` layers; 0 marks a pointwise layer (all K taps on one position)."""
+        return tuple(int(d) for d in self.dilations) + (0,) * (self.n_layers - len(self.dilations))
+
+    @property
+    def layers(self) -> tuple[tuple[int, int], ...]:
+        """(kernel, dilation) of each layer."""
+        return tuple((self.kernel, d) for d in self.dilation_vector)
+
+    @property
+    def receptive_field(self) -> int:
+        return receptive_field(self.kernel, self.dilations)
+
+
+def receptive_field(kernel: int, dilations) -> int:
+    """Receptive field `1 + (K − 1) Σ d` (positions) of a stack of dilated convolutions."""
+    return 1 + (int(kernel) - 1) * int(sum(int(d) for d in dilations))
+
+
+def backbone_spec(arch: str = "cnn", *, length: int = 40, channels: int = 32, kernel: int = 5,
+                  dilations=(1, 2, 4), n_layers: int | None = None, in_channels: int = 1) -> BackboneSpec:
+    """Validated `BackboneSpec`. Raises when the receptive field exceeds the signal (`dilations`)."""
+    check_choice(arch, "arch", ARCHS)
+    length = check_int(length, "length", minimum=2)
+    channels = check_int(channels, "channels", minimum=1)
+    kernel = check_int(kernel, "kernel", minimum=1)
+    if kernel % 2 == 0:
+        raise ValueError(f"`kernel` must be odd (a centred window), got {kernel}.")
+    try:
+        dilations = tuple(check_int(d, "dilations", minimum=1) for d in dilations)
+    except TypeError as err:
+        raise TypeError(f"`dilations` must be a sequence of positive ints, got {dilations!r}.") from err
+    if len(dilations) == 0:
+        raise ValueError("`dilations` must contain at least one layer.")
+    n_layers = len(dilations) if n_layers is None else check_int(n_layers, "n_layers", minimum=len(dilations))
+    in_channels = check_int(in_channels, "in_channels", minimum=1)
+    rf = receptive_field(kernel, dilations)
+    if rf > length:
+        raise ValueError(f"`dilations` {dilations} with kernel {kernel} give a receptive field of {rf} positions, "
+                         f"larger than the signal (`length` = {length}); taps would wrap onto themselves.")
+    return BackboneSpec(arch, length, channels, kernel, dilations, n_layers, in_channels)
+
+
+def init_backbone(key, spec: BackboneSpec, dtype=None) -> list[dict]:
+    """He-normal weights, zero biases. CNN layer: `w (K, c_in, c_out)`, `b (c_out,)`; LC layer:
+    `w (L, K, c_in, c_out)`, `b (L, c_out)` (each position drawn independently)."""
+    dtype = jnp.result_type(float) if dtype is None else dtype
+    params = []
+    c_in = spec.in_channels
+    for key_l, (K, _) in zip(jax.random.split(key, spec.n_layers), spec.layers):
+        # a pointwise layer (dilation 0) sums its K taps: fan-in K * c_in keeps its effective 1x1 weight He-normal
+        std = np.sqrt(2.0 / (K * c_in))
+        lead = (spec.length,) if spec.arch == "lc" else ()
+        w = std * jax.random.normal(key_l, lead + (K, c_in, spec.channels), dtype)
+        b = jnp.zeros(lead + (spec.channels,), dtype)
+        params.append({"w": w, "b": b})
+        c_in = spec.channels
+    return params
+
+
+def tie_to_lc(params_cnn: list[dict], length: int) -> list[dict]:
+    """Locally connected parameters equal at every position to the CNN's (an untied net started tied)."""
+    return [{"w": jnp.broadcast_to(p["w"], (length,) + p["w"].shape),
+             "b": jnp.broadcast_to(p["b"], (length,) + p["b"].shape)} for p in params_cnn]
+
+
+def gather_taps(h: jax.Array, kernel: int, dilation) -> jax.Array:
+    """`(L, c) -> (L, K, c)`: entry `[g, k]` is `h[(g + d(k − (K−1)/2)) mod L]` (`dilation` may be traced)."""
+    L = h.shape[0]
+    offs = dilation * (jnp.arange(kernel) - (kernel - 1) // 2)
+    idx = (jnp.arange(L)[:, None] + offs[None, :]) % L
+    return h[idx]
+
+
+def _as_field(x, spec: BackboneSpec) -> jax.Array:
+    if x.ndim == 1:
+        x = x[:, None]
+    return x
+
+
+def apply_backbone(params: list[dict], x, spec: BackboneSpec, dilations=None) -> jax.Array:
+    """Feature field `f(x)`, shape `(L, C)`, of one signal `x` `(L,)` or `(L, c_in)`. vmap for batches.
+
+    `dilations`: optional per-layer dilations (length `n_layers`, 0 = pointwise; may be traced)
+    overriding `spec.dilation_vector`."""
+    h = _as_field(x, spec)
+    n = len(params)
+    dils = spec.dilation_vector if dilations is None else [dilations[i] for i in range(spec.n_layers)]
+    for i, (p, d) in enumerate(zip(params, dils)):
+        K = spec.kernel
+        taps = gather_taps(h, K, d)                                   # (L, K, c_in)
+        if spec.arch == "cnn":
+            h = jnp.einsum("gkc,kcd->gd", taps, p["w"]) + p["b"]
+        else:
+            h = jnp.einsum("gkc,gkcd->gd", taps, p["w"]) + p["b"]
+        if i < n - 1:
+            h = jax.nn.relu(h)
+    return h
+
+
+def encode_batch(params, X, spec: BackboneSpec, dilations=None) -> jax.Array:
+    """Feature fields `(n, L, C)` of a batch `(n, L)` or `(n, L, c_in)`."""
+    return jax.vmap(lambda x: apply_backbone(params, x, spec, dilations))(X)
+
+
+def pooled_features(params, X, spec: BackboneSpec) -> jax.Array:
+    """Globally (mean-)pooled backbone features `(n, C)`: exactly invariant for the CNN."""
+    return jnp.mean(encode_batch(params, X, spec), axis=1)
+
+
+# --------------------------------------------------------------------------------------------------
+# Group elements, action and fibers
+# --------------------------------------------------------------------------------------------------
+
+def group_element(g, length: int, name: str = "g"):
+    """Validate a cyclic-group element: an int (taken mod `length`), an integer array, or an `(L, L)`
+    cyclic-shift matrix (converted to its int). Anything else — a float, a permutation that is not a
+    cyclic shift, a non-permutation matrix — raises, naming `name`."""
+    if isinstance(g, (bool, np.bool_)):
+        raise TypeError(f"`{name}` must be an element of C_{length} (an int shift), got {g!r}.")
+    if isinstance(g, (int, np.integer)):
+        return int(g) % length
+    if isinstance(g, jax.core.Tracer):
+        if not jnp.issubdtype(g.dtype, jnp.integer):
+            raise TypeError(f"`{name}` must be an integer shift (element of C_{length}), got dtype {g.dtype}.")
+        return g % length
+    arr = np.asarray(g)
+    if arr.ndim == 2:
+        if arr.shape != (length, length):
+            raise ValueError(f"`{name}` as a matrix must be ({length}, {length}), got {arr.shape}.")
+        for s in range(length):
+            if np.array_equal(arr, np.roll(np.eye(length), s, axis=0)):
+                return s
+        raise ValueError(f"`{name}` is not a group element: the matrix is not a cyclic shift of {length} positions "
+                         "(the group acting here is C_L; general permutations, flips or blurs are not in it).")
+    if not np.issubdtype(arr.dtype, np.integer):
+        if np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr)):
+            arr = arr.astype(np.int64)
+        else:
+            raise TypeError(f"`{name}` must be an integer shift (element of C_{length}), got {g!r}; fractional "
+                            "shifts are not group elements.")
+    return jnp.asarray(arr % length)
+
+
+def act_signal(x, g, *, batched: bool = False) -> jax.Array:
+    """`T_g x`: cyclic shift by g of one signal `(L,)`/`(L, c)`, or of every row of a batch
+    `(n, L)`/`(n, L, c)` with `batched=True` (one g for all rows)."""
+    x = as_array(x, "x", ndim=(1, 2, 3))
+    ax = 1 if batched else 0
+    g = group_element(g, x.shape[ax])
+    return jnp.roll(x, g, axis=ax)
+
+
+def act_field(F, g) -> jax.Array:
+    """`Γ_g F`: the regular representation moving fibers along the group axis, `F (L, C) -> F[(h−g) mod L]`."""
+    F = as_array(F, "F", ndim=2)
+    g = group_element(g, F.shape[0])
+    return jnp.roll(F, g, axis=0)
+
+
+def fiber(F, g) -> jax.Array:
+    """Fiber selection `f(x)[g] = F[g mod L]`, `F (L, C)` (or a batch `(n, L, C)` with per-sample `g (n,)`)."""
+    F = as_array(F, "F", ndim=(2, 3))
+    if F.ndim == 2:
+        return F[group_element(g, F.shape[0])]
+    g = group_element(g, F.shape[1])
+    g = jnp.broadcast_to(jnp.asarray(g), (F.shape[0],))
+    return F[jnp.arange(F.shape[0]), g]
+
+
+def equivariance_error(params, X, g, spec: BackboneSpec) -> jax.Array:
+    """`max_x ‖f(T_g x) − Γ_g f(x)‖_F / ‖f(x)‖_F` over the rows of a batch `X (n, L)`."""
+    X = as_array(X, "X", ndim=2)
+    g = group_element(g, X.shape[1])
+    F = encode_batch(params, X, spec)
+    F_shift = encode_batch(params, jnp.roll(X, g, axis=1), spec)
+    diff = F_shift - jnp.roll(F, g, axis=1)
+    return jnp.max(jnp.linalg.norm(diff.reshape(len(X), -1), axis=1) / jnp.linalg.norm(F.reshape(len(X), -1), axis=1))
+
+
+def check_fields(F1, F2, names=("F1", "F2")) -> None:
+    """Raise unless two feature fields (or batches of them) have the same shape."""
+    if tuple(F1.shape) != tuple(F2.shape):
+        raise ValueError(f"Mismatched fiber shapes: `{names[0]}` has shape {tuple(F1.shape)}, "
+                         f"`{names[1]}` has {tuple(F2.shape)}.")
+
+
+
+# --------------------------------------------------------------------------------------------------
+# 2-D variants: cyclic translations on the torus, and the p4 rotation group
+# --------------------------------------------------------------------------------------------------
+#
+# Images are `(S, S)` or `(S, S, c)` with circular boundary conditions. `T_{(a,b)} x = roll(x, (a, b))`.
+# The 2-D CNN (centred odd kernels, circular padding, no stride) is exactly equivariant to these
+# translations; its fibers are the S² positions. `arch="lc"` unties the weights per position.
+#
+# p4 acts by `R x = rot90(x)` (about the grid centre; a permutation of the S×S torus). The lifting
+# layer gives `F[r] = x ⋆ rot90(ψ, r)` (r = 0..3) and a group convolution
+# `F'[r] = Σ_s F[s] ⋆ rot90(ψ_{(s − r) mod 4}, r)`; then `F(Rx)[r] = rot90(F(x)[r − 1])`: rotate each
+# map and shift the orientation axis. The fibers are the 4 orientations after spatial mean pooling, on
+# which R acts by a cyclic shift. The control (`arch="lc"`) draws independent filters per orientation.
+
+ARCHS_2D = ("cnn", "lc")
+
+
+def _conv2d_circ(x, w):
+    """Circular cross-correlation of `x (S, S, c_in)` with a centred kernel `w (K, K, c_in, c_out)`
+    (wrap padding, then one `lax.conv_general_dilated`)."""
+    c = (w.shape[0] - 1) // 2
+    xp = jnp.pad(x, ((c, c), (c, c), (0, 0)), mode="wrap") if c else x
+    out = jax.lax.conv_general_dilated(xp[None], w, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return out[0]
+
+
+def _conv2d_untied(x, w):
+    """Locally connected version: `w (S, S, K, K, c_in, c_out)`, one kernel per output position."""
+    K = w.shape[2]
+    c = (K - 1) // 2
+    out = 0.0
+    for i in range(K):
+        for j in range(K):
+            out = out + jnp.einsum("pqc,pqcd->pqd", jnp.roll(x, (-(i - c), -(j - c)), axis=(0, 1)), w[:, :, i, j])
+    return out
+
+
+def init_translation_cnn(key, side: int, channels: int = 8, kernel: int = 3, n_layers: int = 2, arch: str = "cnn",
+                         in_channels: int = 1, dtype=None) -> list[dict]:
+    """Weights of the circular 2-D CNN (`arch="cnn"`) or its untied control (`"lc"`)."""
+    check_choice(arch, "arch", ARCHS_2D)
+    side, kernel = check_int(side, "side", minimum=2), check_int(kernel, "kernel", minimum=1)
+    if kernel % 2 == 0:
+        raise ValueError(f"`kernel` must be odd, got {kernel}.")
+    if 1 + (kernel - 1) * check_int(n_layers, "n_layers", minimum=1) > side:
+        raise ValueError(f"`n_layers` x (`kernel` - 1) + 1 exceeds the image side {side}: the receptive field would wrap.")
+    dtype = jnp.result_type(float) if dtype is None else dtype
+    params, c_in = [], in_channels
+    for k in jax.random.split(key, n_layers):
+        lead = (side, side) if arch == "lc" else ()
+        w = np.sqrt(2.0 / (kernel * kernel * c_in)) * jax.random.normal(k, lead + (kernel, kernel, c_in, channels), dtype)
+        params.append({"w": w, "b": jnp.zeros((channels,), dtype)})
+        c_in = channels
+    return params
+
+
+def apply_translation_cnn(params, x) -> jax.Array:
+    """Feature field `(S, S, C)` of one image `(S, S)` or `(S, S, c)`; the arch is read off the weights."""
+    h = x[..., None] if x.ndim == 2 else x
+    for i, p in enumerate(params):
+        h = (_conv2d_untied(h, p["w"]) if p["w"].ndim == 6 else _conv2d_circ(h, p["w"])) + p["b"]
+        if i < len(params) - 1:
+            h = jax.nn.relu(h)
+    return h
+
+
+def translate2d(x, g) -> jax.Array:
+    """`T_g x` for `g = (a, b)` integer translations on the torus (rows, columns)."""
+    try:
+        a, b = g
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"`g` must be a pair (a, b) of integer shifts (an element of Z_S x Z_S), got {g!r}.") from err
+    S = x.shape[0]
+    return jnp.roll(x, (group_element(a, S, "g"), group_element(b, S, "g")), axis=(0, 1))
+
+
+def rotation_element(g) -> int:
+    """Validate an element of p4's rotation part C_4: an int (quarter turns, mod 4) or a 2x2 rotation
+    matrix by a multiple of 90°. Anything else (e.g. 45°, a reflection) raises naming `g`."""
+    if isinstance(g, (int, np.integer)) and not isinstance(g, (bool, np.bool_)):
+        return int(g) % 4
+    arr = np.asarray(g, dtype=float) if not isinstance(g, (str, bytes)) else None
+    if arr is not None and arr.shape == (2, 2):
+        for r in range(4):
+            c, s = [(1, 0), (0, 1), (-1, 0), (0, -1)][r]
+            if np.allclose(arr, [[c, -s], [s, c]], atol=1e-12):
+                return r
+        raise ValueError("`g` is not a group element of p4: the matrix is not a rotation by a multiple of 90°.")
+    raise TypeError(f"`g` must be an int number of quarter turns or a 2x2 rotation matrix, got {g!r}.")
+
+
+def rotate_p4(x, g) -> jax.Array:
+    """`R^g x`: rotate an image `(S, S[, c])` by g quarter turns (counter-clockwise)."""
+    return jnp.rot90(x, rotation_element(g), axes=(0, 1))
+
+
+def init_p4(key, channels: int = 8, kernel: int = 3, arch: str = "cnn", dtype=None) -> dict:
+    """Lifting + one group convolution. `"cnn"`: one filter rotated per orientation (p4-equivariant);
+    `"lc"`: independent filters per orientation (the untied control, same shapes)."""
+    check_choice(arch, "arch", ARCHS_2D)
+    dtype = jnp.result_type(float) if dtype is None else dtype
+    k1, k2 = jax.random.split(key)
+    lead = (4,) if arch == "lc" else ()
+    lift = np.sqrt(2.0 / kernel ** 2) * jax.random.normal(k1, lead + (kernel, kernel, 1, channels), dtype)
+    group = np.sqrt(2.0 / (4 * kernel ** 2 * channels)) * jax.random.normal(k2, lead + (4, kernel, kernel, channels, channels), dtype)
+    return {"lift": lift, "group": group}
+
+
+def apply_p4(params, x) -> jax.Array:
+    """p4 feature field `(4, S, S, C)` of one image `(S, S)` (lifting, ReLU, group convolution)."""
+    h = x[..., None] if x.ndim == 2 else x
+    untied = params["lift"].ndim == 5
+    lift = params["lift"]
+    F = jnp.stack([_conv2d_circ(h, lift[r] if untied else jnp.rot90(lift, r, axes=(0, 1))) for r in range(4)])
+    F = jax.nn.relu(F)
+    psi = params["group"]
+    out = []
+    for r in range(4):
+        acc = 0.0
+        for s in range(4):
+            k = psi[r, (s - r) % 4] if untied else jnp.rot90(psi[(s - r) % 4], r, axes=(0, 1))
+            acc = acc + _conv2d_circ(F[s], k)
+        out.append(acc)
+    return jnp.stack(out)
+
+
+def act_p4_field(F, g) -> jax.Array:
+    """Regular representation on a p4 field `(4, S, S, C)`: rotate each map, shift the orientation axis."""
+    r = rotation_element(g)
+    return jnp.roll(jnp.rot90(F, r, axes=(1, 2)), r, axis=0)
+
+
+def p4_fibers(F) -> jax.Array:
+    """The 4 orientation fibers `(4, C)` after spatial mean pooling."""
+    return jnp.mean(F, axis=(1, 2))
