@@ -2,7 +2,7 @@
 
     python docs/gen_gallery.py [NAME ...] [--work DIR] [--max-width PX]
 
-For each reproduction (default: esser-mnist, directpred, wen-li-head, wen-li-sparse) this runs
+For each reproduction (default: every registered one) this runs
 
     ssldyn run NAME --quick --out WORK/NAME
 
@@ -29,7 +29,8 @@ from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
 GALLERY = DOCS / "gallery"
-NAMES = ("esser-mnist", "directpred", "wen-li-head", "wen-li-sparse")
+NAMES = ("esser-mnist", "directpred", "wen-li-head", "wen-li-sparse", "barlow-stepwise", "dimensional-collapse",
+         "simvae", "hssl")
 
 
 def _ssldyn() -> list[str]:

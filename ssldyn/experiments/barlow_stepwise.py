@@ -503,17 +503,14 @@ def report(config, context, records, out_dir: Path) -> str:
     return "\n".join(lines)
 
 
-EXPERIMENT = register(Experiment(
+CELL_KINDS = {"aligned": run_aligned, "random": run_random, "kernel": run_kernel}
+
+EXPERIMENT = register(Experiment.from_namespace(
+    globals(),
     name="barlow-stepwise",
     summary="Linear Barlow Twins learns one eigenmode at a time: loss staircase, logistic eigenvalues and step times "
             "on MNIST pairs (GD, ODE, closed form), small random starts, and the kernel version across widths.",
     paper="J. B. Simon, M. Knutins, L. Ziyin, D. Geisz, A. J. Fetterman, J. Albrecht. On the Stepwise Nature of "
           "Self-Supervised Learning. ICML 2023 (arXiv:2303.15438)",
     config_cls=BarlowStepwiseConfig,
-    quick=QUICK,
-    prepare=prepare,
-    cells=cells,
-    cell_kinds={"aligned": run_aligned, "random": run_random, "kernel": run_kernel},
-    claims=CLAIMS,
-    report=report,
 ))

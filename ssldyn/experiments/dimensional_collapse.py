@@ -407,17 +407,14 @@ def report(config, context, records, out_dir: Path) -> str:
     return "\n".join(lines)
 
 
-EXPERIMENT = register(Experiment(
+CELL_KINDS = {"sgd": run_sgd, "frozen": run_frozen, "infinite": run_infinite}
+
+EXPERIMENT = register(Experiment.from_namespace(
+    globals(),
     name="dimensional-collapse",
     summary="Strong augmentation shrinks the augmented directions of a linear contrastive encoder: SGD vs the "
             "frozen-minibatch flow vs the infinite-negative prediction, and the paper's X-matrix mechanism.",
     paper="L. Jing, P. Vincent, Y. LeCun, Y. Tian. Understanding Dimensional Collapse in Contrastive Self-supervised "
           "Learning. ICLR 2022 (arXiv:2110.09348)",
     config_cls=DimensionalCollapseConfig,
-    quick=QUICK,
-    prepare=prepare,
-    cells=cells,
-    cell_kinds={"sgd": run_sgd, "frozen": run_frozen, "infinite": run_infinite},
-    claims=CLAIMS,
-    report=report,
 ))

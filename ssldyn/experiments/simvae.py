@@ -524,15 +524,11 @@ singular values of VW above 1e-2 after {config.linear_steps} full-batch GD steps
 """
 
 
-EXPERIMENT = register(Experiment(
+CELL_KINDS = {"network": _run_network, "linear": _run_linear}
+
+EXPERIMENT = register(Experiment.from_namespace(
+    globals(),
     name="simvae",
     summary="SimVAE vs VAE-family and discriminative SSL on MNIST-1D (content and style probes) and the linear survival threshold",
     paper=PAPER,
-    config_cls=Config,
-    quick=QUICK,
-    prepare=prepare,
-    cells=cells,
-    cell_kinds={"network": _run_network, "linear": _run_linear},
-    claims=CLAIMS,
-    report=report,
 ))
