@@ -75,10 +75,24 @@ def predict_outputs(B, K, K_eval, R0, R0_eval, t1, *, constrained: bool = True, 
     return R[-1], R_eval[-1]
 
 
+def _relative_gap(x, y):
+    """`‖x − y‖_F / ‖y‖_F` over all axes after the first (one value per leading index)."""
+    x, y = x.reshape(x.shape[0], -1), y.reshape(y.shape[0], -1)
+    return jnp.linalg.norm(x - y, axis=1) / jnp.linalg.norm(y, axis=1)
+
+
+def _max_abs_gap(x, y):
+    """`max |x − y|` over all axes after the first (one value per leading index)."""
+    return jnp.max(jnp.abs(x - y).reshape(x.shape[0], -1), axis=1)
+
+
+GAPS: dict[str, Callable] = {"relative": _relative_gap, "max_abs": _max_abs_gap}
+"""How `compare_along` measures the distance of two invariants at one time."""
+
+
 def gram_gap(R_a, R_b) -> jax.Array:
     """Relative Gram gap `‖R_a R_aᵀ − R_b R_bᵀ‖_F / ‖R_b R_bᵀ‖_F` (rotation invariant)."""
-    Ga, Gb = R_a @ R_a.T, R_b @ R_b.T
-    return jnp.linalg.norm(Ga - Gb) / jnp.linalg.norm(Gb)
+    return _relative_gap(_gram(R_a)[None], _gram(R_b)[None])[0]
 
 
 def agreement(R_a, R_b) -> dict:
@@ -108,12 +122,25 @@ INVARIANTS: dict[str, Callable[[Any], Any]] = {"gram": _gram, "projector": _proj
 
 
 class Comparison(NamedTuple):
-    """Result of `compare_along`: the shared times `ts`, the relative gap at each time
-    (`‖f(a) − f(b)‖_F / ‖f(b)‖_F`, summed over the leaves of a pytree state) and its maximum."""
+    """Result of `compare_along`: the shared times `ts`, the gap at each time (by default
+    `‖f(a) − f(b)‖_F / ‖f(b)‖_F`, summed over the leaves of a pytree state) and its maximum."""
 
     ts: Float[Array, " n_save"]
     gaps: Float[Array, " n_save"]
     max_gap: Float[Array, ""]
+
+
+def _shared_times(ta, tb, atol):
+    """Indices `(ia, ib)` with `ta[ia] ≈ tb[ib]` covering every time of the shorter grid, or `(None, None)`."""
+    if ta.ndim != 1 or tb.ndim != 1 or ta.size == 0 or tb.size == 0:
+        return None, None
+    short, long_ = (ta, tb) if ta.size <= tb.size else (tb, ta)
+    j = np.clip(np.searchsorted(long_, short), 0, long_.size - 1)
+    j = np.where((j > 0) & (np.abs(long_[np.maximum(j - 1, 0)] - short) < np.abs(long_[j] - short)), j - 1, j)
+    if not np.all(np.abs(long_[j] - short) <= atol):
+        return None, None
+    i = np.arange(short.size)
+    return (i, j) if ta.size <= tb.size else (j, i)
 
 
 def _times_states(obj, name: str):
@@ -126,24 +153,34 @@ def _times_states(obj, name: str):
     raise TypeError(f"`{name}` must be a TrainResult, a Trajectory or an AbstractSolution, got {type(obj).__name__}.")
 
 
-def compare_along(a, b, *, invariant: str | Callable = "gram", ts=None, atol_time: float = 1e-9) -> Comparison:
+def compare_along(a, b, *, invariant: str | Callable = "gram", gap: str = "relative", ts=None,
+                  atol_time: float = 1e-9) -> Comparison:
     r"""Compare two dynamics on the same time grid through a rotation-invariant quantity.
 
-    `gap(t) = ‖f(y_a(t)) − f(y_b(t))‖_F / ‖f(y_b(t))‖_F` for each shared save time t.
+    `gap(t) = ‖f(y_a(t)) − f(y_b(t))‖_F / ‖f(y_b(t))‖_F` for each shared save time t (or
+    `max |f(y_a(t)) − f(y_b(t))|` with `gap="max_abs"`, for invariants on a fixed scale such as
+    cosines or eigenvalues that may pass through zero).
 
     **Arguments:**
     - `a`, `b`: each a `TrainResult` (times `lr × steps`), a `Trajectory` or an `AbstractSolution`.
       A solution is evaluated at the other argument's times (or at `ts` when both are solutions).
     - `invariant`: `"gram"`, `"projector"`, `"state"` or a function of one state (unbatched; it is
-      vmapped over time). States that are pytrees are compared leaf by leaf and the gaps summed.
+      vmapped over time). States that are pytrees are compared leaf by leaf and the gaps summed
+      (`"relative"`) or maximised (`"max_abs"`).
+    - `gap`: `"relative"` (default) or `"max_abs"`.
     - `ts`: times, needed only when both are solutions.
-    - `atol_time`: how far the two grids may differ (absolute) and still count as the same times.
+    - `atol_time`: how far two save times may differ (absolute) and still count as the same time. The
+      grids must be equal, or one must contain every time of the other (e.g. an ODE saved at
+      `t = 0` too); the comparison is made at the times of the shorter grid.
 
     **Returns:** a `Comparison(ts, gaps, max_gap)`.
     """
     f = INVARIANTS.get(invariant) if isinstance(invariant, str) else invariant
     if f is None or not callable(f):
         raise ValueError(f"`invariant` must be one of {tuple(INVARIANTS)} or a function, got {invariant!r}.")
+    distance = GAPS.get(gap) if isinstance(gap, str) else None
+    if distance is None:
+        raise ValueError(f"`gap` must be one of {tuple(GAPS)}, got {gap!r}.")
     sol_a, sol_b = isinstance(a, AbstractSolution), isinstance(b, AbstractSolution)
     if sol_a and sol_b:
         if ts is None:
@@ -160,16 +197,20 @@ def compare_along(a, b, *, invariant: str | Callable = "gram", ts=None, atol_tim
         ta, ya = _times_states(a, "a")
         tb, yb = _times_states(b, "b")
     ta_n, tb_n = np.asarray(ta), np.asarray(tb)
-    if ta_n.shape != tb_n.shape or not np.allclose(ta_n, tb_n, rtol=0.0, atol=atol_time):
+    ia, ib = _shared_times(ta_n, tb_n, atol_time)
+    if ia is None:
         raise ValueError(f"`a` and `b` are saved at different times ({ta_n.shape[0]} vs {tb_n.shape[0]} saves, "
                          f"ranges [{ta_n.min() if ta_n.size else 'none'}, {ta_n.max() if ta_n.size else 'none'}] and "
                          f"[{tb_n.min() if tb_n.size else 'none'}, {tb_n.max() if tb_n.size else 'none'}]); "
-                         "save both on one grid (solve with `ts=result.ts`).")
+                         "save both on one grid (solve with `ts=result.ts`), or one on a superset of the other's.")
+    ta = ta_n[ia]
+    ya = jax.tree_util.tree_map(lambda y: y[ia], ya)
+    yb = jax.tree_util.tree_map(lambda y: y[ib], yb)
     fa = jax.vmap(f)(ya)
     fb = jax.vmap(f)(yb)
     leaves_a, leaves_b = jax.tree_util.tree_leaves(fa), jax.tree_util.tree_leaves(fb)
-    gaps = sum(jnp.linalg.norm((x - y).reshape(x.shape[0], -1), axis=1) / jnp.linalg.norm(y.reshape(y.shape[0], -1), axis=1)
-               for x, y in zip(leaves_a, leaves_b))
+    per_leaf = [distance(x, y) for x, y in zip(leaves_a, leaves_b)]
+    gaps = sum(per_leaf) if gap == "relative" else jnp.max(jnp.stack(per_leaf), axis=0)
     return Comparison(ts=jnp.asarray(ta), gaps=gaps, max_gap=jnp.max(gaps))
 
 

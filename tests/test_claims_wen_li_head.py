@@ -117,3 +117,8 @@ def test_measured_strings_report_the_counts():
     assert wl.claim_head_returns(CFG, edit(good_records(), flip, kind="ode", arm="head")).measured == "no distinct run"
     measured = wl.claim_gd_order(CFG, good_records()).measured
     assert measured == "t_weak gap η=0.2: 2.000, η=0.1: 1.000; successive ratios 2.00"
+    # the trajectory gap (compare_along) is reported with its fitted order when the records carry it
+    with_gap = edit(edit(good_records(), set_(cos_gap=0.4), kind="gd", lr=0.2), set_(cos_gap=0.1), kind="gd", lr=0.1)
+    c = wl.claim_gd_order(CFG, with_gap)
+    assert "largest cosine gap along the trajectory 0.400, 0.100 (order 2.00 in η" in c.measured
+    assert c.verdict == "yes"  # informative only: the verdict is the phase-time criterion's

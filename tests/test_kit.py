@@ -109,14 +109,40 @@ def test_compare_along_refuses_different_grids_and_unknown_invariants():
     S = random_symmetric(KEY, 4)
     W0 = ssldyn.stiefel_init(KEY, 4, 2)
     a = ssldyn.simulate_gd(ssldyn.grassmann_flow(S), W0, 0.01, 10, save_every=5)
-    b = ssldyn.solve(ssldyn.grassmann_flow(S), W0, 0.0, 0.1, ts=3)
+    b = ssldyn.solve(ssldyn.grassmann_flow(S), W0, 0.0, 0.1, ts=4)  # 0, 1/30, 2/30, 0.1: lacks 0.05
     with pytest.raises(ValueError, match="different times"):
         ssldyn.compare_along(a, b)
+    with pytest.raises(ValueError, match="gap"):
+        ssldyn.compare_along(a, a, gap="l1")
     with pytest.raises(ValueError, match="invariant"):
         ssldyn.compare_along(a, a, invariant="nope")
     with pytest.raises(TypeError, match="`b`"):
         ssldyn.compare_along(a, W0)
     assert float(ssldyn.compare_along(a, a, invariant=lambda W: W.T @ W).max_gap) == 0.0
+
+
+def test_compare_along_on_a_superset_grid_and_max_abs_gap():
+    """An ODE saved at t = 0 too is compared at the trainer's times only; `max_abs` is the largest
+    entrywise difference of the invariants (checked against NumPy on the hand-sliced grid)."""
+    S = random_symmetric(KEY, 4)
+    W0 = ssldyn.stiefel_init(KEY, 4, 2)
+    flow = ssldyn.grassmann_flow(S)
+    gd = ssldyn.simulate_gd(flow, W0, 0.01, 10, save_every=5)
+    ts_gd = np.asarray(gd.ts)
+    ode = ssldyn.solve(flow, W0, 0.0, 0.1, ts=jnp.concatenate([jnp.zeros(1), gd.ts]), rtol=1e-10, atol=1e-12)
+    cmp = ssldyn.compare_along(gd, ode, invariant="gram", gap="max_abs")
+    np.testing.assert_allclose(np.asarray(cmp.ts), ts_gd, rtol=0, atol=1e-12)
+    G_gd = np.einsum("tik,tjk->tij", np.asarray(gd.saved), np.asarray(gd.saved))
+    W_ode = np.asarray(ode.ys)[1:]
+    G_ode = np.einsum("tik,tjk->tij", W_ode, W_ode)
+    expected = np.abs(G_gd - G_ode).reshape(len(ts_gd), -1).max(axis=1)
+    np.testing.assert_allclose(np.asarray(cmp.gaps), expected, rtol=1e-12, atol=1e-15)
+    assert float(cmp.max_gap) > 0  # GD is O(lr) away from the flow, not on it
+    # the order does not matter, and the relative gap agrees with gram_gap at each time
+    rel = ssldyn.compare_along(ode, gd, invariant="gram")
+    for i, t in enumerate(ts_gd):
+        np.testing.assert_allclose(float(rel.gaps[i]), float(ssldyn.gram_gap(W_ode[i], np.asarray(gd.saved)[i])),
+                                   rtol=1e-12)
 
 
 def test_trajectory_status_is_an_enumeration():

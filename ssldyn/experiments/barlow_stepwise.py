@@ -242,56 +242,50 @@ def _random_rel(records, key):
     return np.array([np.asarray(r["gd_steps"]) / np.asarray(r[key]) - 1 for r in recs])
 
 
-def claim_random_note_heuristic(config, records) -> Claim | None:
-    if not select(records, kind="random"):
+def _step_time_rule(records, key, *, tol, partly, claim, paper, note="", unit="mode", digits=3) -> Claim | None:
+    """A small-start rule's claim: its predicted step times (`key` in the `random` records) against the
+    measured GD step times, every (unit, seed) within `tol` for yes, a share ≥ `partly` for partly."""
+    if not select(records, kind="random") or key not in select(records, kind="random")[0]:
         return None
-    rel = np.abs(_random_rel(records, "pred_norm"))
-    frac = float(np.mean(rel <= 0.10))
+    rel = np.abs(_random_rel(records, key))
+    frac = float(np.mean(rel <= tol))
     return Claim(
+        claim=claim,
+        measured=f"{frac:.0%} of ({unit}, seed) within {tol:.0%}; max relative error {np.nanmax(rel):.{digits}f}; "
+                 f"per-{unit} max {_fmt(np.nanmax(rel, axis=0), 2)}",
+        criterion=f"yes iff every ({unit}, seed) is within {tol:.0%}; partly iff at least {partly:.0%} are; no "
+                  f"otherwise{note}",
+        paper=paper,
+        verdict=verdict(bool(np.all(rel <= tol)), partly=frac >= partly),
+    )
+
+
+def claim_random_note_heuristic(config, records) -> Claim | None:
+    return _step_time_rule(
+        records, "pred_norm", tol=0.10, partly=0.75, digits=2,
         claim="Small random initialisation (theory note's heuristic): step times t_j with λ_j(0) = γ_j‖W(0)v_j‖² "
               "within 10% of the measured ones, for every mode and seed",
-        measured=f"{frac:.0%} of (mode, seed) within 10%; max relative error {np.nanmax(rel):.2f}; per-mode max "
-                 f"{_fmt(np.nanmax(rel, axis=0), 2)}",
-        criterion="yes iff every (mode, seed) is within 10%; partly iff at least 75% are; no otherwise (NaN = the "
-                  "mode never crossed ½ = miss)",
+        note=" (NaN = the mode never crossed ½ = miss)",
         paper="Simon et al. 2023, §4.2 (small random initialisation: approximately stepwise, with the aligned step "
-              "times); theory note §3 heuristic",
-        verdict=verdict(bool(np.all(rel <= 0.10)), partly=frac >= 0.75),
-    )
+              "times); theory note §3 heuristic")
 
 
 def claim_random_qr(config, records) -> Claim | None:
-    if not select(records, kind="random"):
-        return None
-    rel = np.abs(_random_rel(records, "pred_qr"))
-    frac = float(np.mean(rel <= 0.05))
-    return Claim(
+    return _step_time_rule(
+        records, "pred_qr", tol=0.05, partly=0.9,
         claim="Small random initialisation (ssldyn's refinement): λ_j(0) = γ_j r_jj² from the QR factor of W(0)V_k "
               "predicts every step time within 5%",
-        measured=f"{frac:.0%} of (mode, seed) within 5%; max relative error {np.nanmax(rel):.3f}; per-mode max "
-                 f"{_fmt(np.nanmax(rel, axis=0), 2)}",
-        criterion="yes iff every (mode, seed) is within 5%; partly iff at least 90% are; no otherwise",
         paper="Not a claim of the paper: ssldyn's derivation (docs/peers.md): a mode can grow only in the output "
-              "directions not taken by faster modes",
-        verdict=verdict(bool(np.all(rel <= 0.05)), partly=frac >= 0.9),
-    )
+              "directions not taken by faster modes")
 
 
 def claim_random_competing(config, records) -> Claim | None:
-    if not select(records, kind="random") or "pred_comp" not in select(records, kind="random")[0]:
-        return None
-    rel = np.abs(_random_rel(records, "pred_comp"))
-    frac = float(np.mean(rel <= 0.05))
-    return Claim(
+    return _step_time_rule(
+        records, "pred_comp", tol=0.05, partly=0.9, unit="step",
         claim="Small random initialisation with competition: the QR rule applied greedily over the top 2k modes "
               "(a mode beyond k can take the last output directions) predicts every step time within 5%",
-        measured=f"{frac:.0%} of (step, seed) within 5%; max relative error {np.nanmax(rel):.3f}; per-step max "
-                 f"{_fmt(np.nanmax(rel, axis=0), 2)}",
-        criterion="yes iff every (step, seed) is within 5%; partly iff at least 90% are; no otherwise (added after "
-                  "the first quick run showed the last QR step early when a mode beyond k competes)",
-        paper="Not a claim of the paper: ssldyn's derivation (docs/peers.md)",
-        verdict=verdict(bool(np.all(rel <= 0.05)), partly=frac >= 0.9),
-    )
+        note=" (added after the first quick run showed the last QR step early when a mode beyond k competes)",
+        paper="Not a claim of the paper: ssldyn's derivation (docs/peers.md)")
 
 
 def claim_kernel_ode_exact(config, records) -> Claim | None:
