@@ -85,8 +85,13 @@ def main(argv: list[str] | None = None) -> int:
         where = f" ({err.filename})" if getattr(err, "filename", None) else ""
         return _error(f"{err.strerror or err}{where}")
     print(f"\n{exp.name}: results in {out}/ (results.json, report.md, figures)")
+    size = results.get("run_size") or {}
+    if size.get("reduced"):
+        print(f"  {size['label']} run, smaller than the paper's protocol in: {', '.join(size['changed'])}; claims "
+              "defined at the full protocol only are NOT TESTABLE here")
     for c in results["claims"]:
-        mark = {True: "REPRODUCED", False: "NOT REPRODUCED", None: "PARTLY"}.get(c["reproduced"], "?")
+        mark = {"yes": "REPRODUCED", "no": "NOT REPRODUCED", "partly": "PARTLY", "not testable": "NOT TESTABLE"}.get(
+            c.get("verdict"), {True: "REPRODUCED", False: "NOT REPRODUCED", None: "PARTLY"}.get(c["reproduced"], "?"))
         print(f"  [{mark}] {c['claim']}\n      measured: {c['measured']}")
     return 0
 

@@ -1,6 +1,7 @@
 """The kit's shared pieces against independent computations: the training loop, the Solution
 protocol, the generic comparison, the manifolds, the validation helpers and the claim machinery."""
 
+import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 import ssldyn
 from ssldyn._training import run_steps, scan_with_saves
 from ssldyn._validation import check_choice, check_int, check_keys
-from ssldyn.experiments import Claim, select, verdict
+from ssldyn.experiments import Claim, Experiment, make_config, run_experiment, select, verdict
 from helpers import random_symmetric
 
 KEY = jax.random.PRNGKey(0)
@@ -248,3 +249,59 @@ def test_every_name_of_the_old_readme_api_still_imports(module):
     missing = [name for name in _OLD_API[module].split() if not hasattr(mod, name)]
     assert not missing, f"{module} lost {missing}"
     assert {"C0", "Cp", "Cm", "Dp", "Dm"} <= set(ssldyn.ViewStats.__dataclass_fields__)
+
+
+# ---------------------------------------------------------------------------------------------------
+# run size: a quick run says so, and claims defined at the full protocol are not judged there
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _SizedConfig:
+    n: int = 6
+    horizon: float = 10.0
+    seed: int = 0
+
+
+def _sized_experiment():
+    from ssldyn.experiments import full_run_only
+
+    def count_claim(config, records):  # defined at any size
+        n = len(records)
+        return Claim("one record per cell", f"{n} records", verdict(n == config.n), criterion="n records")
+
+    @full_run_only
+    def converged_claim(config, records):  # needs the protocol's horizon
+        return Claim("converged", f"horizon {config.horizon:g}", verdict(config.horizon >= 10.0),
+                     criterion="horizon ≥ 10")
+
+    return Experiment(
+        name="sized", summary="s", paper="p", config_cls=_SizedConfig, quick={"n": 2, "horizon": 1.0},
+        prepare=lambda config: {}, cells=lambda config: [{"id": f"c{i}", "kind": "k"} for i in range(config.n)],
+        cell_kinds={"k": lambda config, ctx, cell: [{"kind": "k"}]}, claims=(count_claim, converged_claim),
+        report=lambda config, ctx, records, out: "body")
+
+
+def test_run_size_labels_and_reduced_claims(tmp_path):
+    exp = _sized_experiment()
+    assert exp.run_size(_SizedConfig()) == {"label": "full", "reduced": False, "changed": {}}
+    assert exp.run_size(_SizedConfig(seed=3))["label"] == "full"  # the seed does not change the size
+    assert exp.run_size(_SizedConfig(n=2, horizon=1.0))["label"] == "quick"
+    partial = exp.run_size(_SizedConfig(n=3))
+    assert partial == {"label": "reduced", "reduced": True, "changed": {"n": [3, 6]}}
+
+    quick = run_experiment(exp, make_config(exp, quick=True), tmp_path / "q", progress=False)
+    by_claim = {c["claim"]: c for c in quick["claims"]}
+    assert by_claim["one record per cell"]["verdict"] == "yes"  # judged at any size
+    conv = by_claim["converged"]
+    assert conv["verdict"] == "not testable" and conv["reproduced"] is None
+    assert conv["measured"].startswith("horizon 1") and "the criterion would say no" in conv["measured"]
+    report = (tmp_path / "q" / "report.md").read_text().splitlines()
+    assert report[2].startswith("> **Quick run, not the paper's protocol.**")
+    assert "`n` = 2 (protocol 6)" in report[2] and "`horizon` = 1.0 (protocol 10.0)" in report[2]
+    assert "1 claim(s) are defined at the full protocol only" in report[2]
+
+    full = run_experiment(exp, _SizedConfig(), tmp_path / "f", progress=False)
+    assert [c["verdict"] for c in full["claims"]] == ["yes", "yes"]
+    assert full["run_size"]["label"] == "full"
+    assert "not the paper's protocol" not in (tmp_path / "f" / "report.md").read_text()

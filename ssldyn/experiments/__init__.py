@@ -10,6 +10,7 @@ from ._kit import (
     band as band,
     column as column,
     evaluate_claims as evaluate_claims,
+    full_run_only as full_run_only,
     mean_se as mean_se,
     ode_vs_networks as ode_vs_networks,
     reference_line as reference_line,

@@ -59,9 +59,24 @@ def verdict(ok: bool | None, partly: bool = False) -> str:
 
 ClaimFn = Callable[[Any, list], "Claim | None"]
 
+REDUCED_NOTE = "reduced run: this claim is judged at the full protocol only"
 
-def evaluate_claims(claim_fns: Iterable[ClaimFn], config, records: list[dict]) -> list[Claim]:
-    """Apply every claim function; drop the ones that return None (not defined at this run size)."""
+
+def full_run_only(fn: ClaimFn) -> ClaimFn:
+    """Mark a claim function whose criterion is defined only at the full protocol's size (its horizon,
+    seeds or grid). In a reduced run (`--quick`) the runner still shows what was measured, but the
+    verdict is "not testable" and the measured text says what the criterion would have said."""
+    fn.full_run_only = True
+    return fn
+
+
+def evaluate_claims(claim_fns: Iterable[ClaimFn], config, records: list[dict], *, reduced: bool = False
+                    ) -> list[Claim]:
+    """Apply every claim function; drop the ones that return None (not defined at this run size).
+
+    With `reduced=True` (a run smaller than the protocol), claims marked `full_run_only` get the
+    verdict "not testable"; their measured text keeps the numbers and the verdict the criterion
+    would give."""
     out = []
     for fn in claim_fns:
         c = fn(config, records)
@@ -69,6 +84,9 @@ def evaluate_claims(claim_fns: Iterable[ClaimFn], config, records: list[dict]) -
             continue
         if not isinstance(c, Claim):
             raise TypeError(f"claim function {getattr(fn, '__name__', fn)!r} returned {type(c).__name__}, not Claim")
+        if reduced and getattr(fn, "full_run_only", False):
+            c = dataclasses.replace(c, verdict="not testable",
+                                    measured=f"{c.measured} ({REDUCED_NOTE}; the criterion would say {c.verdict})")
         out.append(c)
     return out
 

@@ -91,13 +91,31 @@ class Experiment:
                              f"known kinds: {', '.join(self.cell_kinds)}")
         return self.cell_kinds[kind](config, context, cell)
 
+    def run_size(self, config) -> dict:
+        """How `config` relates to the paper's protocol (the config's defaults) and to `--quick`.
+
+        A run is *reduced* when a setting that `--quick` shrinks differs from the protocol; its label is
+        `"quick"` when those settings are exactly `--quick`'s, `"reduced"` otherwise, and `"full"` when
+        none differs (other settings, e.g. the seed, do not change the size).
+        **Returns:** `{"label", "reduced", "changed": {setting: [value, protocol value]}}`."""
+        protocol = self.config_cls()
+        changed = {k: [getattr(config, k), getattr(protocol, k)] for k in self.quick
+                   if getattr(config, k) != getattr(protocol, k)}
+        if not changed:
+            label = "full"
+        elif all(getattr(config, k) == v for k, v in self.quick.items()):
+            label = "quick"
+        else:
+            label = "reduced"
+        return {"label": label, "reduced": bool(changed), "changed": changed}
+
     def finish(self, config, context, records: list[dict], out_dir: Path) -> tuple[list[dict], str]:
         """Claims (as result records) and the report body from all records."""
         from ._kit import evaluate_claims
 
         if self.finalize is not None:
             return self.finalize(config, context, records, out_dir)
-        claims = evaluate_claims(self.claims, config, records)
+        claims = evaluate_claims(self.claims, config, records, reduced=self.run_size(config)["reduced"])
         body = self.report(config, context, records, out_dir) if self.report is not None else ""
         return [c.to_record() for c in claims], body
 
@@ -374,6 +392,7 @@ def _run(exp, config, out: Path, dtype, *, progress, fresh, max_cells, log) -> d
         return results
 
     records = [r for c in cells for r in results["cells"][c["id"]]["records"]]
+    results["run_size"] = to_jsonable(exp.run_size(config))
     claims, body = exp.finish(config, context, records, out)
     results["claims"] = claims
     results["status"] = "complete"
@@ -389,11 +408,29 @@ def _verdict(claim: dict) -> str:
     return {True: "yes", False: "**no**", None: "partly / not testable"}.get(claim["reproduced"], "?")
 
 
+def _short(value) -> str:
+    """A setting's value in a report line: tuples and lists in brackets, long ones cut."""
+    text = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def render_report(exp: Experiment, results: dict, body: str, out: Path) -> str:
     env = results["environment"]
-    lines = [
-        f"# {exp.name}: reproduction report",
-        "",
+    from ._kit import REDUCED_NOTE
+
+    lines = [f"# {exp.name}: reproduction report", ""]
+    size = results.get("run_size")
+    if size and size["reduced"]:
+        changed = ", ".join(f"`{k}` = {_short(v)} (protocol {_short(p)})" for k, (v, p) in size["changed"].items())
+        n_full = sum(1 for c in results["claims"] if REDUCED_NOTE in c.get("measured", ""))
+        lines += [
+            f"> **{'Quick' if size['label'] == 'quick' else 'Reduced'} run, not the paper's protocol.** Smaller than "
+            f"the protocol in: {changed}. {n_full} claim(s) are defined at the full protocol only and are marked "
+            "\"not testable\" here; the other verdicts are for this run size. `ssldyn run "
+            f"{exp.name}` runs the protocol.",
+            "",
+        ]
+    lines += [
         f"**Paper.** {exp.paper}",
         "",
         f"**What it shows.** {exp.summary}",

@@ -30,7 +30,7 @@ import numpy as np
 
 import ssldyn
 from ssldyn import collapse
-from ssldyn.experiments import Claim, Experiment, register, save_figure, select, verdict
+from ssldyn.experiments import Claim, Experiment, full_run_only, register, save_figure, select, verdict
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,6 +232,7 @@ def claim_frozen_tracks_sgd(config, records) -> Claim | None:
     )
 
 
+@full_run_only
 def claim_infinite_split(config, records) -> Claim | None:
     sigs = [s for s in _strong(config) if select(records, kind="sgd", sigma=s)]
     if not sigs:

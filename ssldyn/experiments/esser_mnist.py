@@ -58,7 +58,7 @@ from ssldyn import (
 )
 from ssldyn import data as ssl_data
 
-from ._kit import Claim, select, verdict
+from ._kit import Claim, full_run_only, select, verdict
 from ._registry import register
 from ._runner import Experiment, save_figure
 
@@ -623,6 +623,7 @@ def claim_width_independent(config: Config, records: list[dict]) -> Claim:
     )
 
 
+@full_run_only
 def claim_speed(config: Config, records: list[dict]) -> Claim:
     first = select(records, kind="sweep", seed=0)
     train_total = sum(r["train_A_seconds"] + r["train_B_seconds"] for r in first)

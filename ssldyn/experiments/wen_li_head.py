@@ -27,7 +27,8 @@ import numpy as np
 
 import ssldyn
 from ssldyn import head
-from ssldyn.experiments import Claim, Experiment, column, mean_se, register, save_figure, select, verdict
+from ssldyn.experiments import (Claim, Experiment, column, full_run_only, mean_se, register, save_figure, select,
+                                verdict)
 
 PAPER = ("Z. Wen, Y. Li. The Mechanism of Prediction Head in Non-contrastive Self-supervised Learning. "
          "NeurIPS 2022. arXiv:2205.06226")
@@ -293,6 +294,7 @@ def _distinct_head0(records):
     return [r for r in select(records, kind="ode", arm="head", init=0) if r["distinct"]]
 
 
+@full_run_only
 def claim_head_learns_weak(config, records) -> Claim:
     ode, rand = select(records, kind="ode"), select(records, kind="random")
     head_all = select(ode, arm="head")
@@ -436,6 +438,7 @@ def claim_ode_matches_sgd(config, records) -> Claim | None:
     )
 
 
+@full_run_only
 def claim_ratio_caveat(config, records) -> Claim:
     rhos, _, frac = _ratio_sweep(records)
     frac_of = dict(zip(rhos, frac))

@@ -42,7 +42,7 @@ import numpy as np
 
 import ssldyn
 from ssldyn import sparse
-from ssldyn.experiments import Claim, Experiment, register, save_figure, select, verdict
+from ssldyn.experiments import Claim, Experiment, full_run_only, register, save_figure, select, verdict
 
 CONDITIONS = {
     "mask-bias": ("mask", True),
@@ -485,6 +485,7 @@ def _final(config, records, conditions) -> dict:
     return out
 
 
+@full_run_only
 def claim_mask_energy(config, records) -> Claim | None:
     mask_c = [c for c in config.conditions if c.startswith("mask")]
     if not mask_c:
@@ -504,6 +505,7 @@ def claim_mask_energy(config, records) -> Claim | None:
     )
 
 
+@full_run_only
 def claim_no_augmentation_dense(config, records) -> Claim | None:
     none_c = [c for c in config.conditions if c.startswith("none")]
     if not none_c:
@@ -521,6 +523,7 @@ def claim_no_augmentation_dense(config, records) -> Claim | None:
     )
 
 
+@full_run_only
 def claim_single_atom(config, records) -> Claim | None:
     if "mask-bias" not in config.conditions:
         return None
@@ -543,6 +546,7 @@ def claim_single_atom(config, records) -> Claim | None:
     )
 
 
+@full_run_only
 def claim_no_single_atom_without_threshold(config, records) -> Claim | None:
     no_single = [c for c in config.conditions if c in ("mask-nobias", "none-bias", "none-nobias")]
     if not no_single:
@@ -649,6 +653,7 @@ def _ode_rows(config, records) -> list[tuple]:
     return rows
 
 
+@full_run_only
 def claim_ode_tracks_sgd(config, records) -> Claim | None:
     rows = _ode_rows(config, records)
     if not rows:
@@ -710,6 +715,7 @@ def claim_lr_converged(config, records) -> Claim | None:
     )
 
 
+@full_run_only
 def claim_probe(config, records) -> Claim | None:
     if "mask-bias" not in config.conditions or "none-bias" not in config.conditions:
         return None
