@@ -31,11 +31,11 @@ def good_records():
     """Records on which every claim holds (a small version of a successful run)."""
     recs = [ode("head", s, True) for s in (0, 1)] + [ode("nohead", s, False) for s in (0, 1)]
     recs += [run("random", "head", distinct=True, seed=s, both_prefer_v1=s == 0) for s in (0, 1)]
-    recs += [run("random", "nohead", distinct=s == 1, seed=s, both_prefer_v1=s == 0) for s in (0, 1)]
+    recs += [run("random", "nohead", distinct=False, seed=s, both_prefer_v1=s == 0) for s in (0, 1)]
     recs += [run("sgd", "head", distinct=True, seed=s, t_weak=14.0 + 0.1 * s) for s in (0, 1)]
     recs += [run("sgd", "nohead", distinct=False, seed=s) for s in (0, 1)]
     recs += [run("gd", None, distinct=True, lr=0.2, t_weak=16.0), run("gd", None, distinct=True, lr=0.1, t_weak=15.0)]
-    for rho, peak in ((0.01, 0.001), (0.1, 0.01), (1.0, 0.35), (3.0, 0.5)):
+    for rho, peak in ((0.01, 0.001), (0.1, 0.01), (1.0, 0.35), (3.0, 0.35 * 3**0.5)):  # Θ(√ρ) where it works
         recs += [run("ratio", None, distinct=rho >= 1.0, seed=s, lr_ratio=rho, e21_peak=peak) for s in (0, 1)]
     return recs
 
@@ -91,12 +91,48 @@ def test_every_claim_holds_on_good_records():
     (wl.claim_peak_linear, edit(good_records(), set_(e21_peak=0.001 * 10**0.5), kind="ratio", lr_ratio=0.1)),
     # peak |E21| grows with ρ where it works: here it falls
     (wl.claim_peak_grows, edit(good_records(), set_(e21_peak=0.2), kind="ratio", lr_ratio=3.0)),
+    # Θ(√ρ) where it works: here |E21| grows faster than ρ (exponent 1.12)
+    (wl.claim_peak_sqrt_law, edit(good_records(), set_(e21_peak=1.2), kind="ratio", lr_ratio=3.0)),
+    # without the head no run learns v2: one controlled ODE run does
+    (wl.claim_nohead_collapse, edit(good_records(), flip, kind="sgd", arm="nohead", seed=0)),
     # GD within O(η): the gap does not shrink with η
     (wl.claim_gd_order, edit(good_records(), set_(t_weak=16.0), kind="gd", lr=0.1)),
 ])
 def test_claim_fails_when_its_criterion_is_broken(claim_fn, records):
     assert claim_fn(CFG, good_records()).verdict == "yes"
     assert claim_fn(CFG, records).verdict == "no"
+
+
+def test_nohead_collapse_is_partly_when_only_conditioned_inits_collapse():
+    """Random initialisations whose neurons do not both start closer to v1 may end distinct without the
+    head; the paper's unconditional statement then holds only in part."""
+    recs = edit(good_records(), flip, kind="random", arm="nohead", seed=1)  # seed 1: not both closer to v1
+    c = wl.claim_nohead_collapse(CFG, recs)
+    assert c.verdict == "partly" and "unconditioned random inits: 1/2 collapsed, 1 distinct" in c.measured
+
+
+def test_sqrt_law_between_linear_and_flat():
+    partial = edit(good_records(), set_(e21_peak=0.35 * 3**0.8), kind="ratio", lr_ratio=3.0)  # exponent 0.8
+    c = wl.claim_peak_sqrt_law(CFG, partial)
+    assert c.verdict == "partly" and "1, 3): 0.80" in c.measured
+    one_working = [r for r in good_records() if not (r["kind"] == "ratio" and r["lr_ratio"] == 3.0)]
+    assert wl.claim_peak_sqrt_law(CFG, one_working) is None
+
+
+def test_ode_vs_sgd_is_undecided_when_the_seeds_scatter():
+    """The issue's example: an SGD t_substitution of 2.59 ± 0.5 (SE, two seeds) against the ODE's 2.0
+    lies within the tolerance only because the SE is large; such a comparison decides nothing, so the
+    verdict is "partly", not "yes". Tight seeds give "yes"; a gap beyond the tolerance gives "no"."""
+    scattered = edit(edit(good_records(), set_(t_substitution=2.09), kind="sgd", arm="head", seed=0),
+                     set_(t_substitution=3.09), kind="sgd", arm="head", seed=1)
+    c = wl.claim_ode_matches_sgd(CFG, scattered)
+    assert "t_substitution: ODE 2.000, GD(η=0.2) 2.000, SGD 2.590 ± 0.500 (SE, n=2)" in c.measured
+    assert c.verdict == "partly"
+    far = edit(edit(good_records(), set_(t_substitution=3.0), kind="sgd", arm="head", seed=0),
+               set_(t_substitution=3.2), kind="sgd", arm="head", seed=1)
+    assert wl.claim_ode_matches_sgd(CFG, far).verdict == "no"  # 1.1 > 2 × 0.1 + 0.02
+    assert wl.claim_ode_matches_sgd(CFG, good_records()).verdict == "yes"
+    assert getattr(wl.claim_ode_matches_sgd, "full_run_only", False)  # two quick seeds cannot decide it
 
 
 def test_claims_not_defined_at_small_sizes_return_none():

@@ -349,18 +349,20 @@ def claim_nohead_collapse(config, records) -> Claim:
     nohead_all = (select(records, kind="ode", arm="nohead") + select(rand_nohead, both_prefer_v1=True)
                   + select(records, kind="sgd", arm="nohead"))
     n_c, n_w = _count(nohead_all, "collapsed"), _count(nohead_all, "distinct")
+    n_rand_w = _count(rand_nohead, "distinct")
+    conditioned = n_w == 0 and n_c > 0.5 * len(nohead_all)
     return Claim(
-        claim="Without the head (E frozen at I), both neurons align with the strong feature (no run learns v2) "
-              "when both start closer to v1",
+        claim="Without the head (E frozen at I), both neurons align with the strong feature (no run learns v2)",
         paper="Theory file §2: without the head, even with BatchNorm, both neurons converge to β_j v_1 + ε_j "
               "(dimensional collapse onto the strong feature, a global optimum of the loss)",
         measured=f"collapsed {n_c}/{len(nohead_all)} runs, distinct {n_w} (controlled-init ODE sweeps, random "
                  f"inits with both neurons initially closer to v1, SGD); unconditioned random inits: "
-                 f"{_count(rand_nohead, 'collapsed')}/{len(rand_nohead)} collapsed, "
-                 f"{_count(rand_nohead, 'distinct')} distinct",
-        criterion="over the no-head runs (controlled ODE, random inits with both neurons closer to v1, SGD): none "
-                  "ends distinct and more than half end collapsed",
-        verdict=verdict(n_w == 0 and n_c > 0.5 * len(nohead_all)),
+                 f"{_count(rand_nohead, 'collapsed')}/{len(rand_nohead)} collapsed, {n_rand_w} distinct",
+        criterion="yes iff no no-head run ends distinct, over the controlled ODE runs, SGD and every random "
+                  "initialisation, and more than half of the conditioned runs end collapsed; partly iff that "
+                  "holds only for the runs whose neurons both start closer to v1 (the random inits that do not "
+                  "can end distinct without the head); no otherwise",
+        verdict=verdict(conditioned and n_rand_w == 0, partly=conditioned),
     )
 
 
@@ -405,13 +407,14 @@ def claim_phase_order(config, records) -> Claim | None:
     )
 
 
+@full_run_only
 def claim_ode_matches_sgd(config, records) -> Claim | None:
     rh = _reference(config, records, "head")
     if rh is None:
         return None
     sh = select(records, kind="sgd", arm="head")
     gd02 = next((r for r in select(records, kind="gd") if abs(r["lr"] - config.sgd_lr) < 1e-12), None)
-    lines, ok = [], True
+    lines, ok, decided = [], True, True
     for f in ("t_substitution", "e21_peak", "t_weak", "t_return"):
         vals = column(sh, f)
         n = int(np.sum(np.isfinite(vals)))
@@ -419,8 +422,9 @@ def claim_ode_matches_sgd(config, records) -> Claim | None:
         if n == 0 or gd02 is None or gd02[f] is None or rh[f] is None:
             ok = False
             continue
-        tol = abs(gd02[f] - rh[f]) + 3 * se + 0.01 * abs(rh[f])
+        tol = abs(gd02[f] - rh[f]) + 2 * se + 0.01 * abs(rh[f])
         ok &= abs(m - rh[f]) <= tol
+        decided &= n >= 2 and se <= 0.05 * abs(rh[f])  # sampling error small against the value itself
         lines.append(f"{f}: ODE {rh[f]:.3f}, GD(η={config.sgd_lr:g}) {gd02[f]:.3f}, SGD {m:.3f} ± {se:.3f} (SE, n={n})")
     same_outcome = all(r["distinct"] for r in sh) and all(r["collapsed"] for r in select(records, kind="sgd",
                                                                                           arm="nohead"))
@@ -432,9 +436,10 @@ def claim_ode_matches_sgd(config, records) -> Claim | None:
         measured="; ".join(lines) + f"; outcomes identical: {same_outcome} (batch {config.sgd_batch}, "
                                     f"{config.sgd_seeds} seeds)",
         criterion="for each of t_substitution, e21_peak, t_weak, t_return (all defined): |SGD mean − ODE| ≤ "
-                  "|GD(η) − ODE| + 3 SE + 0.01 |ODE| (η = sgd_lr, ODE = reference run); every SGD run with the "
-                  "head distinct and every SGD run without it collapsed",
-        verdict=verdict(bool(ok and same_outcome)),
+                  "|GD(η) − ODE| + 2 SE + 0.01 |ODE| (η = sgd_lr, ODE = reference run), with every SE ≤ 5% of the "
+                  "ODE value (otherwise the seeds cannot decide it: partly); every SGD run with the head distinct "
+                  "and every SGD run without it collapsed",
+        verdict=verdict(bool(ok and decided and same_outcome), partly=bool(ok and same_outcome)),
     )
 
 
@@ -494,6 +499,24 @@ def claim_peak_grows(config, records) -> Claim | None:
     )
 
 
+@full_run_only
+def claim_peak_sqrt_law(config, records) -> Claim | None:
+    rhos, peak, frac = _ratio_sweep(records)
+    works = [(q, p) for q, p, f in zip(rhos, peak, frac) if f > 0.5]
+    if len(works) < 2:
+        return None
+    slope = float(np.polyfit(np.log([q for q, _ in works]), np.log([p for _, p in works]), 1)[0])
+    return Claim(
+        claim="Where the mechanism works, the substituted head entry scales as |E21| = Θ(√ρ) (ρ = η_E/η)",
+        paper="Wen & Li 2022 (theory file §2, phase 2): at the end of substitution |E_21| = Θ(sqrt(η_E/η))",
+        measured=f"log-log slope of the mean peak |E21| over the working ρ ({', '.join(f'{q:g}' for q, _ in works)}):"
+                 f" {slope:.2f} (peak |E21| taken as the phase-II magnitude; {len(works)} ρ values)",
+        criterion="over the swept ρ where more than half of the runs are distinct (at least two values): the fitted "
+                  "exponent of peak |E21| against ρ is in [0.35, 0.65] for yes, in (0, 1) for partly, no otherwise",
+        verdict=verdict(0.35 <= slope <= 0.65, partly=0.0 < slope < 1.0),
+    )
+
+
 def claim_gd_order(config, records) -> Claim | None:
     rh = _reference(config, records, "head")
     gd = select(records, kind="gd")
@@ -518,7 +541,8 @@ def claim_gd_order(config, records) -> Claim | None:
 
 
 CLAIMS = (claim_head_learns_weak, claim_head_decides, claim_nohead_collapse, claim_head_returns, claim_phase_order,
-          claim_ode_matches_sgd, claim_ratio_caveat, claim_peak_linear, claim_peak_grows, claim_gd_order)
+          claim_ode_matches_sgd, claim_ratio_caveat, claim_peak_linear, claim_peak_grows, claim_peak_sqrt_law,
+          claim_gd_order)
 
 
 # ----------------------------------------------------------------------------------------------
