@@ -357,3 +357,32 @@ def test_bad_inputs_raise():
         byol.isoloss(jnp.ones((4, 2)), jnp.ones((4, 2)), jnp.ones((4, 3)))
     with pytest.raises(ValueError, match="p0"):
         byol.isoloss_mode_solution(1.0, -0.1)
+
+
+@pytest.mark.parametrize("stop_gradient", byol.STOP_GRADIENTS)
+def test_stop_gradient_variants_per_mode_rates_and_byol_flow(stop_gradient):
+    """The autodiff flow of each stop-gradient placement against the derived per-mode rates
+    ṡ = 2 s μ on an aligned state (C+ = λI, C0 = (λ+λ')I, p = s^α), and the "target" variant against
+    `ClosedFormPredictorFlow(loss="byol")` at a random (unaligned) state."""
+    lam, lam_aug, alpha, d, k = 1.0, 0.3, 0.5, 6, 3
+    C0, Cp = (lam + lam_aug) * jnp.eye(d), lam * jnp.eye(d)
+    s = jnp.array([0.8, 0.3, 0.05])
+    V = jnp.linalg.qr(jax.random.normal(jax.random.PRNGKey(0), (d, d)))[0]
+    U = jnp.linalg.qr(jax.random.normal(jax.random.PRNGKey(1), (k, k)))[0]
+    W = (U * jnp.sqrt(s)) @ V[:, :k].T
+    flow = ssldyn.GradientFlow(
+        lambda W, a: byol.predictor_population_loss(W, a[0], a[1], stop_gradient=stop_gradient, exponent=alpha),
+        args=(C0, Cp))
+    dW = flow.vector_field(0.0, W)
+    sdot = jnp.diag(U.T @ (dW @ W.T + W @ dW.T) @ U)
+    p = s**alpha
+    target = p * (lam - p * (lam + lam_aug))
+    mu = {"target": target, "none": target + p * lam - (lam + lam_aug), "online": p * lam - (lam + lam_aug)}
+    np.testing.assert_allclose(np.asarray(sdot), np.asarray(2 * s * mu[stop_gradient]), rtol=1e-10, atol=1e-14)
+    if stop_gradient == "target":
+        W2 = 0.4 * jax.random.normal(jax.random.PRNGKey(3), (k, d))
+        ref = byol.ClosedFormPredictorFlow(C0, Cp, loss="byol", exponent=alpha)
+        np.testing.assert_allclose(np.asarray(flow.vector_field(0.0, W2)), np.asarray(ref.vector_field(0.0, W2)),
+                                   rtol=1e-10, atol=1e-14)
+    with pytest.raises(ValueError, match="stop_gradient"):
+        byol.predictor_population_loss(W, C0, Cp, stop_gradient="both")

@@ -26,13 +26,23 @@ def network(gap=0.01, align=(0.5, 0.3, 0.2, 0.1, 0.05, 0.02)):
             "align_ode": list(align), "align_net": list(align)}
 
 
-def directpred(trained_final, dp_final, T=11):
+def directpred(trained_final, dp_final, T=11, norm_final=(1e-20, 0.0)):
     """Trajectories that are constant over the last 10% (converged) and end at the given spectra."""
     def traj(final):
         return [list(final)] * T
 
     return {"kind": "directpred", "trained_s": traj(trained_final), "dp_sqrt_s": traj(dp_final),
-            "dp_norm_s": traj([1e-20, 0.0]), "pred_trained": [0.4, 0.2], "pred_dp_sqrt": [0.4, 0.2]}
+            "dp_norm_s": traj(norm_final), "pred_trained": [0.4, 0.2], "pred_dp_sqrt": [0.4, 0.2]}
+
+
+def placement(name, final, s0=(0.1, 0.01), status=0, s_star=0.98):
+    """A stop-gradient record: eigenvalues from s0 to `final` (None = non-finite)."""
+    if None in final:  # a non-finite state: the whole row is unknown, the row before holds what was reached
+        rows = [list(s0), [b if b is not None else 100 * a for a, b in zip(s0, final)], [None] * len(s0)]
+    else:
+        rows = [list(s0), [(a + b) / 2 for a, b in zip(s0, final)], list(final)]
+    return {"kind": "stopgrad", "stop_gradient": name, "t": [0.0, 1.0, 2.0], "s0": list(s0), "status": status,
+            "s": rows, "s_star": s_star}
 
 
 def isoloss(loss, t_half_net, t_half_cf, err=1e-9):
@@ -44,15 +54,17 @@ def isoloss(loss, t_half_net, t_half_cf, err=1e-9):
 def test_claims_return_none_without_their_records():
     for fn in (dp.claim_invariant, dp.claim_fixed_points, dp.claim_network_follows_ode,
                dp.claim_eigenspace_alignment, dp.claim_directpred_modes, dp.claim_normalised_directpred,
-               dp.claim_isoloss_rates):
+               dp.claim_isoloss_rates, dp.claim_no_stop_gradient_collapses, dp.claim_wrong_stop_gradient,
+               dp.claim_stop_gradient_isotropic):
         assert fn(CONFIG, [sweep("omega", 0.0, 0.3)]) is None
 
 
 def test_every_claim_has_a_criterion_and_the_papers_wording():
     records = [portrait(), sweep("omega", 0.3, 1.0, exists=False), network(), directpred([0.4, 0.2], [0.4, 0.2]),
-               isoloss("byol", [10.0, 3.0, 1.0], [10.0, 3.0, 1.0]), isoloss("isoloss", [3.0, 2.0, 1.0], [3.0, 2.0, 1.0])]
+               isoloss("byol", [10.0, 3.0, 1.0], [10.0, 3.0, 1.0]), isoloss("isoloss", [3.0, 2.0, 1.0], [3.0, 2.0, 1.0]),
+               placement("none", (1e-9, 1e-10)), placement("online", (1e-9, 1e-10)), placement("target", (0.98, 0.98))]
     claims = [fn(CONFIG, records) for fn in dp.CLAIMS]
-    assert len(claims) == 9 and all(c is not None and c.criterion and c.paper for c in claims)
+    assert len(claims) == 12 and all(c is not None and c.criterion and c.paper for c in claims)
 
 
 @pytest.mark.parametrize("dev, want", [(1e-8, "yes"), (1e-3, "no")])
@@ -71,12 +83,12 @@ def test_claim_fixed_points(kw, want):
     assert dp.claim_fixed_points(CONFIG, [portrait(**kw)]).verdict == want
 
 
-@pytest.mark.parametrize("beyond, inside, want", [(1.0, 0.2, "yes"), (0.9, 0.2, "no"), (1.0, 1.0, "no"),
-                                                   (None, 0.2, "not testable")])
+@pytest.mark.parametrize("beyond, inside, want", [((1.0, 1.0), 0.2, "yes"), ((1.0, 0.9), 0.2, "no"),
+                                                   ((1.0, 1.0), 1.0, "no"), ((), 0.2, "not testable"),
+                                                   ((1.0,), 0.2, "not testable")])  # one ω beyond is not enough
 def test_claim_collapse_boundary(beyond, inside, want):
     records = [sweep("omega", 0.0, 0.3), sweep("omega", 0.1, inside)]
-    if beyond is not None:
-        records.append(sweep("omega", 0.3, beyond, exists=False))
+    records += [sweep("omega", 0.3 + 0.1 * i, b, exists=False) for i, b in enumerate(beyond)]
     c = dp.claim_collapse_boundary(CONFIG, records)
     assert c.verdict == want and c.measured.startswith("collapsed fraction vs ω: 0: 0.30, 0.1:")
 
@@ -101,16 +113,40 @@ def test_claim_eigenspace_alignment(align, want):
     assert dp.claim_eigenspace_alignment(CONFIG, [network(), network(align=align)]).verdict == want
 
 
-@pytest.mark.parametrize("trained, direct, want", [
-    ([0.4, 0.0], [0.4, 0.2], "yes"),  # DirectPred keeps the mode the trained predictor loses
-    ([0.4, 0.2], [0.4, 0.2], "no"),  # no mode gained anywhere
-    ([0.4, 0.2], [0.4, 0.0], "no"),  # DirectPred loses a mode
-    ([0.4, 0.0], [0.4, 0.25], "no"),  # a converged mode misses its fixed point by 25%
+@pytest.mark.parametrize("trained, direct, norm, want", [
+    ([0.4, 0.0], [0.4, 0.2], (0.3, 0.1), "yes"),  # DirectPred keeps the mode the trained predictor loses, and
+    # the paper's normalised map does not collapse either
+    ([0.4, 0.0], [0.4, 0.2], (1e-20, 0.0), "partly"),  # only the unnormalised map avoids collapse
+    ([0.4, 0.2], [0.4, 0.2], (0.3, 0.1), "no"),  # no mode gained anywhere
+    ([0.4, 0.2], [0.4, 0.0], (0.3, 0.1), "no"),  # DirectPred loses a mode
+    ([0.4, 0.0], [0.4, 0.25], (0.3, 0.1), "no"),  # a converged mode misses its fixed point by 25%
 ])
-def test_claim_directpred_modes(trained, direct, want):
-    records = [directpred([0.4, 0.2], [0.4, 0.2]), directpred(trained, direct)]
+def test_claim_directpred_modes(trained, direct, norm, want):
+    records = [directpred([0.4, 0.2], [0.4, 0.2], norm_final=norm), directpred(trained, direct, norm_final=norm)]
     c = dp.claim_directpred_modes(CONFIG, records)
     assert c.verdict == want
+    assert getattr(dp.claim_directpred_modes, "full_run_only", False)  # two quick initialisations decide nothing
+
+
+@pytest.mark.parametrize("none_final, want", [((1e-9, 1e-10), "yes"), ((1e-9, 0.005), "no")])
+def test_claim_no_stop_gradient_collapses(none_final, want):
+    assert dp.claim_no_stop_gradient_collapses(CONFIG, [placement("none", none_final)]).verdict == want
+
+
+@pytest.mark.parametrize("final, status, want", [
+    ((1e-9, 1e-10), 0, "yes"),  # every mode collapses
+    ((500.0, 1e-10), 0, "yes"),  # one collapses, one diverges (above 1e3× its start)
+    ((1e-9, None), 5, "yes"),  # a mode collapsed, then the other diverged and the solve stopped non-finite
+    ((0.05, 1e-10), 0, "no"),  # a mode neither collapses nor diverges
+    ((500.0, 500.0), 0, "no"),  # nothing collapses
+])
+def test_claim_wrong_stop_gradient(final, status, want):
+    assert dp.claim_wrong_stop_gradient(CONFIG, [placement("online", final, status=status)]).verdict == want
+
+
+@pytest.mark.parametrize("final, want", [((0.98, 0.97), "yes"), ((0.98, 0.5), "partly"), ((0.5, 0.5), "no")])
+def test_claim_stop_gradient_isotropic(final, want):
+    assert dp.claim_stop_gradient_isotropic(CONFIG, [placement("target", final)]).verdict == want
 
 
 def test_claim_normalised_directpred_is_descriptive():

@@ -96,6 +96,8 @@ from ._model import gaussian_views as gaussian_views
 from ._loss import euclidean_byol_loss as euclidean_byol_loss
 from ._loss import isoloss as isoloss
 from ._loss import linear_byol_loss as linear_byol_loss
+from ._loss import STOP_GRADIENTS as STOP_GRADIENTS
+from ._loss import predictor_population_loss as predictor_population_loss
 from ._flows import BYOLModeSolution as BYOLModeSolution
 from ._flows import ClosedFormPredictorFlow as ClosedFormPredictorFlow
 from ._flows import IsoLossModeSolution as IsoLossModeSolution

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .._validation import as_array
+from ._model import predictor_matrix
 
 
 def euclidean_byol_loss(z_pred, z_target) -> Float[Array, ""]:
@@ -84,3 +85,53 @@ def linear_byol_loss(W, Wp, Wa, X1, X2, *, symmetric: bool = True) -> Float[Arra
         return euclidean_byol_loss(A @ W.T @ Wp.T, B @ Wa.T)
 
     return 0.5 * (one(X1, X2) + one(X2, X1)) if symmetric else one(X1, X2)
+
+
+STOP_GRADIENTS = ("target", "none", "online")
+"""Where `predictor_population_loss` puts the stop-gradient."""
+
+
+def predictor_population_loss(W, C0, Cp, *, stop_gradient: str = "target", exponent=0.5, eps=0.0,
+                              normalize: bool = False) -> Float[Array, ""]:
+    r"""Population Euclidean BYOL/SimSiam loss with a closed-form predictor and a chosen stop-gradient
+    (Halvagal, Laborieux & Zenke 2023, Fig. 2: where the stop-gradient goes decides collapse):
+
+        L = ½ E‖A x₁ − B x₂‖² = ½ tr(A C0 Aᵀ) − tr(A C+ Bᵀ) + ½ tr(B C0 Bᵀ),   A = W_p W,  B = W,
+
+    with `W_p = g(W Wᵀ)` (`closed_form_predictor`) never differentiated, and
+
+    - `"target"`: `B = SG(W)` (BYOL/SimSiam; its gradient flow is `ClosedFormPredictorFlow(loss="byol")`),
+    - `"none"`: no stop-gradient (the target branch is differentiated too),
+    - `"online"`: `A = SG(W_p W)` (the stop-gradient on the wrong branch).
+
+    Its autodiff flow `GradientFlow(predictor_population_loss, args=...)` is the training dynamics of
+    each variant. For `C+ = λI`, `C0 = (λ+λ')I` and an aligned state, per mode `ṡ = 2 s μ` (derived):
+
+        target: μ = p(λ − p(λ+λ')),   none: μ = p(λ − p(λ+λ')) + pλ − (λ+λ'),   online: μ = pλ − (λ+λ'),
+
+    so without a stop-gradient `μ = −(λ+λ')p² + 2λp − (λ+λ') < 0` for every p when λ' > 0 (every mode
+    collapses), and with it on the wrong branch modes with `p > (λ+λ')/λ` diverge while the others
+    collapse.
+
+    **Arguments:** `W` (k, d); `C0`, `Cp` (d, d) view moments; `stop_gradient` in `STOP_GRADIENTS`;
+    `exponent`, `eps`, `normalize`: the map g.
+
+    **Returns:** a scalar.
+    """
+    if stop_gradient not in STOP_GRADIENTS:
+        raise ValueError(f"`stop_gradient` must be one of {STOP_GRADIENTS}, got {stop_gradient!r}.")
+    W = as_array(W, "W", ndim=2)
+    C0 = as_array(C0, "C0", ndim=2)
+    Cp = as_array(Cp, "Cp", ndim=2)
+    if C0.shape != (W.shape[1], W.shape[1]) or Cp.shape != C0.shape:
+        raise ValueError(f"`C0` and `Cp` must be ({W.shape[1]}, {W.shape[1]}), got {tuple(C0.shape)} and "
+                         f"{tuple(Cp.shape)}.")
+    sg = jax.lax.stop_gradient
+    Wp = sg(predictor_matrix(0.5 * (W @ W.T + (W @ W.T).T), exponent, eps, normalize))
+    A = Wp @ W
+    B = W
+    if stop_gradient == "target":
+        B = sg(W)
+    elif stop_gradient == "online":
+        A = sg(A)
+    return 0.5 * jnp.sum(A * (A @ C0)) - jnp.sum(A * (B @ Cp)) + 0.5 * jnp.sum(B * (B @ C0))
