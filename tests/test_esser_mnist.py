@@ -20,7 +20,7 @@ def test_cli_run_writes_documented_files_and_schema(tmp_path, capsys):
     files = {p.name for p in out.iterdir()}
     for name in ("results.json", "report.md"):
         assert name in files
-    for fig in ("accuracy_vs_width", "singular_values_over_time", "wallclock_vs_width"):
+    for fig in ("accuracy_vs_width", "singular_values_over_time", "wallclock_vs_width", "time_axis"):
         assert f"{fig}.png" in files and f"{fig}.pdf" in files
     res = json.loads((out / "results.json").read_text())
     assert res["status"] == "complete" and res["experiment"] == "esser-mnist"
@@ -94,3 +94,29 @@ def test_cells_do_not_depend_on_which_cells_ran_before():
             assert a[field] == b[field], field
     # and the two pairs really differ (the check above is not comparing a pair with itself)
     assert shared[sweep[0]["id"]][0]["gram_gap_infinite_vs_ode"] != shared[target["id"]][0]["gram_gap_infinite_vs_ode"]
+
+
+def test_time_axis_converges_to_the_top_k_eigenspace_of_BK():
+    """The time-axis cell's target (eigenvectors of K B from the closed form's factorisation) is the top-k
+    eigenspace computed independently from K∞ by `_top_k_target`, and the predictions reach it at 30τ;
+    the reference probes are proper accuracies."""
+    from ssldyn.experiments import esser_mnist as E
+
+    config = E.Config(digit_pairs=((0, 1),), widths=(10,), activations=("relu",), n_seeds=2, arm_b_seeds=1,
+                      n_per_class=15, k=2, collapse_width=50)
+    ctx = E.prepare(config)
+    cell = next(c for c in E.cells(config) if c["kind"] == "timeaxis")
+    ref, tax = E._run_timeaxis(config, ctx, cell)
+    assert 0.5 <= ref["acc_raw_pixels"] <= 1.0 and 0.5 <= ref["acc_pca"] <= 1.0
+    assert np.all(np.diff(tax["ts"]) > 0) and config.t_end in tax["ts"]
+    assert max(tax["distance_to_top_k"][-1]) < 1e-6  # converged at t = 30τ
+    P = ctx["pairs"]["0v1"]
+    m = P["Z"].shape[0]
+    sol = E._inf_kernel(ctx, config, "0v1", "relu", P)[0][0]
+    order = jnp.argsort(-sol.lam)
+    K = ssldyn.infinite_width_kernel(P["Z"], activation="relu", order=config.kernel_order)
+    target, mu = E._top_k_target(K, P["B"], config.k)
+    assert float(ssldyn.subspace_distance(sol.LQ[:, order[: config.k]], target)) < 1e-8
+    gap = float(mu[config.k - 1] - mu[config.k])  # of B K∞ at unit scale: τ = 1/(2 h gap)
+    np.testing.assert_allclose(tax["tau"], 1.0 / (2 * config.collapse_width * gap), rtol=1e-6)
+    assert m == 3 * 2 * config.n_per_class

@@ -58,7 +58,7 @@ from ssldyn import (
 )
 from ssldyn import data as ssl_data
 
-from ._kit import Claim, full_run_only, select, verdict
+from ._kit import Claim, full_run_only, select, share_ylim, verdict
 from ._registry import register
 from ._runner import Experiment, save_figure
 
@@ -233,6 +233,8 @@ def cells(config: Config) -> list[dict]:
                             "activation": act, "width": h})
         out.append({"id": f"{_pair_name(pair)}/collapse", "kind": "collapse", "pair": list(pair),
                     "activation": config.collapse_activation, "width": config.collapse_width})
+        out.append({"id": f"{_pair_name(pair)}/time-axis", "kind": "timeaxis", "pair": list(pair),
+                    "width": config.collapse_width})
     return out
 
 
@@ -314,6 +316,62 @@ def _infinite_width_predictions(machinery, keys, h, scale, *, m, k, t1):
         return sol(t1, R0_u[:m], R0_u[eval_rows], scale=scale)[1]
 
     return jax.vmap(one)(keys)
+
+
+TIME_AXIS_POINTS = 14
+"""Times of the time-axis cell: log-spaced in [τ/100, 30τ], plus the protocol time."""
+
+
+def _inf_over_time(machinery, keys, h, scale, ts, *, m, k):
+    """Infinite-width predictions `(R_train, R_eval)` for all times `ts` (T,) and seeds: (T, S, ·, k)."""
+    sol, L_u, eval_rows = machinery
+
+    def one(kk, t):
+        R0_u = sample_initial_outputs(kk, None, k, width=h, root=jnp.sqrt(scale) * L_u)
+        return sol(t, R0_u[:m], R0_u[eval_rows], scale=scale)
+
+    return jax.vmap(lambda t: jax.vmap(lambda kk: one(kk, t))(keys))(ts)
+
+
+def _run_timeaxis(config: Config, ctx: dict, cell: dict) -> list[dict]:
+    """What the protocol time means, per digit pair: reference accuracies (chance; a logistic probe on the raw
+    pixels and on the top-k principal components of the training images) and, per activation, the infinite-width
+    prediction at width `collapse_width` over time, from t ≪ τ to convergence, with τ = 1/(2 (μ_k − μ_{k+1}))
+    the time constant of the slowest of the top-k directions (μ: eigenvalues of B · h c_h² K_∞). The last time
+    (30 τ) is the converged (top-k, kernel-PCA-like) representation."""
+    pname = _pair_name(cell["pair"])
+    P = ctx["pairs"][pname]
+    n, m, k, S, h = P["n"], P["Z"].shape[0], config.k, config.n_seeds, cell["width"]
+    yt, ye, Xe = P["y_train"], P["y_test"], P["X_eval"]
+
+    def probe(R):
+        return np.asarray(_timed(ctx, ("probe", R.shape), _probe_fn(config, n), R, yt, ye)[0])
+
+    mean = jnp.mean(Xe[:n], axis=0)
+    _, U = jnp.linalg.eigh((Xe[:n] - mean).T @ (Xe[:n] - mean))
+    records = [{"kind": "reference", "pair": cell["pair"], "acc_chance": 0.5,
+                "acc_raw_pixels": float(probe(Xe[None])[0]),
+                "acc_pca": float(probe(((Xe - mean) @ U[:, ::-1][:, :k])[None])[0]), "pca_k": k}]
+    scale = h * (1.0 if config.feature_scale == "1" else 1.0 / h)
+    for i, act in enumerate(config.activations):
+        machinery, _ = _inf_kernel(ctx, config, pname, act, P)
+        sol = machinery[0]
+        order = jnp.argsort(-sol.lam)
+        mu = np.asarray(sol.lam[order])
+        gap1 = float(mu[k - 1] - mu[k])  # of B K_∞ (unit kernel scale)
+        tau = 1.0 / (2.0 * scale * gap1)
+        ts = np.unique(np.concatenate([np.geomspace(tau / 100, 30 * tau, TIME_AXIS_POINTS), [config.t_end]]))
+        keys = jax.random.split(jax.random.fold_in(_cell_key(config, cell), i), S)
+        (R, R_eval), _, _ = _timed(ctx, ("inf_time", k), functools.partial(_inf_over_time, m=m, k=k), machinery, keys,
+                                   jnp.asarray(float(h)), jnp.asarray(scale, jnp.float64), jnp.asarray(ts))
+        target = sol.LQ[:, order[:k]]  # eigenvectors of K B: the column space the outputs converge to
+        dist = jax.vmap(jax.vmap(lambda A: subspace_distance(A, target)))(R)
+        acc = np.stack([probe(R_eval[j]) for j in range(len(ts))])  # (T, S); one compilation
+        records.append({"kind": "timeaxis", "pair": cell["pair"], "activation": act, "width": h, "tau": tau,
+                        "gap_BK_unit_scale": gap1, "mu_top": mu[: k + 1].tolist(), "ts": ts.tolist(),
+                        "acc": acc.tolist(), "distance_to_top_k": np.asarray(dist).tolist(),
+                        "acc_converged": acc[-1].tolist(), "t_protocol": config.t_end})
+    return records
 
 
 def _run_sweep(config: Config, ctx: dict, cell: dict) -> list[dict]:
@@ -472,37 +530,103 @@ def _stats(records, field):
     return (float(np.mean(vals)), float(np.std(vals)), len(vals)) if vals else (np.nan, np.nan, 0)
 
 
-def _accuracy_figure(config, sweep, out):
+def _references(records, pair) -> dict:
+    """Reference accuracies of one digit pair (chance, raw pixels, PCA-k, converged ODE per activation)."""
+    ref = next(iter(select(records, kind="reference", pair=list(pair))), None)
+    conv = {r["activation"]: float(np.mean(r["acc_converged"])) for r in select(records, kind="timeaxis", pair=list(pair))}
+    return {"ref": ref, "converged": conv}
+
+
+def _accuracy_figure(config, records, out):
     import matplotlib.pyplot as plt
 
+    sweep = select(records, kind="sweep")
     pairs = [list(p) for p in config.digit_pairs]
-    fig, axes = plt.subplots(len(pairs), len(config.activations), figsize=(4.2 * len(config.activations), 3.4 * len(pairs)), layout="constrained",
+    fig, axes = plt.subplots(len(pairs), len(config.activations), figsize=(4.2 * len(config.activations), 3.4 * len(pairs) + 0.9),
                              squeeze=False, sharex=True)
     for i, pair in enumerate(pairs):
+        refs = _references(records, pair)
         for j, act in enumerate(config.activations):
             ax = axes[i, j]
             for field, label, color, ls in ARMS:
-                ms, ss = [], []
+                ms, ses, ns = [], [], []
                 for h in config.widths:
-                    recs = [r for r in sweep if r["pair"] == pair and r["activation"] == act and r["width"] == h]
-                    m, s, _ = _stats(recs, field)
+                    m, sd, nn = _stats(select(sweep, pair=pair, activation=act, width=h), field)
                     ms.append(m)
-                    ss.append(s)
-                ms, ss = np.array(ms), np.array(ss)
+                    ses.append(sd / np.sqrt(max(nn - 1, 1)) if nn > 1 else 0.0)  # standard error of the mean
+                    ns.append(nn)
+                ms, ses = np.array(ms), np.array(ses)
                 if np.all(np.isnan(ms)):
                     continue
-                ax.plot(config.widths, ms, ls, color=color, label=label, marker="o", ms=3)
-                ax.fill_between(config.widths, ms - ss, ms + ss, color=color, alpha=0.15)
+                n_lab = f"{label}, n = {max(ns)}"
+                if field == "acc_network_A":  # markers: it lies on the empirical-kernel ODE line by construction
+                    ax.plot(config.widths, ms, linestyle="none", marker="o", ms=7, markerfacecolor="none", color=color,
+                            label=n_lab + " (on the ODE line)", zorder=4)
+                else:
+                    ax.plot(config.widths, ms, ls, color=color, label=n_lab, marker=".", ms=4, zorder=3)
+                ax.fill_between(config.widths, np.clip(ms - ses, 0, 1), np.clip(ms + ses, 0, 1), color=color, alpha=0.15,
+                                linewidth=0)
+            ref = refs["ref"]
+            if ref is not None:
+                ax.axhline(ref["acc_raw_pixels"], color="tab:purple", lw=1.0, ls=(0, (5, 2)), label="raw-pixel probe")
+                ax.axhline(ref["acc_pca"], color="tab:brown", lw=1.0, ls=(0, (1, 1)), label=f"PCA-{ref['pca_k']} probe")
+                ax.axhline(ref["acc_chance"], color="0.3", lw=0.8, ls=":", label="chance")
+            if act in refs["converged"]:
+                ax.axhline(refs["converged"][act], color="C2", lw=1.0, ls="-.", alpha=0.8,
+                           label="converged ODE (top-k of BK∞, t = 30τ)")
             ax.set_xscale("log")
-            ax.set_title(f"{pair[0]} vs {pair[1]}, {act}")
+            ax.set_title(f"{pair[0]} vs {pair[1]}, {act}", fontsize=10)
             ax.grid(alpha=0.3)
             if j == 0:
                 ax.set_ylabel("linear-probe test accuracy")
             if i == len(pairs) - 1:
                 ax.set_xlabel("hidden width h")
-    axes[0, -1].legend(fontsize=7, loc="lower right")
-    fig.suptitle(f"Downstream accuracy vs width (mean ± std over seeds), t = {config.t_end:g}")
+    share_ylim(axes.ravel())
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7, frameon=False)
+    fig.suptitle(f"Downstream accuracy vs width at the protocol time t = {config.t_end:g} (mean ± SE over seeds)",
+                 fontsize=11)
+    fig.tight_layout(rect=(0, 0.16 if len(pairs) == 1 else 0.09, 1, 1))
     return save_figure(fig, out, "accuracy_vs_width")
+
+
+def _time_axis_figure(config, records, out):
+    import matplotlib.pyplot as plt
+
+    tax = select(records, kind="timeaxis")
+    if not tax:
+        return None
+    pairs = [list(p) for p in config.digit_pairs]
+    fig, axes = plt.subplots(len(pairs), 2, figsize=(10, 3.4 * len(pairs) + 0.4), squeeze=False)
+    for i, pair in enumerate(pairs):
+        refs = _references(records, pair)
+        for j, act in enumerate(config.activations):
+            r = next(iter(select(tax, pair=pair, activation=act)), None)
+            if r is None:
+                continue
+            x = np.asarray(r["ts"]) / r["tau"]
+            for ax, key in ((axes[i, 0], "acc"), (axes[i, 1], "distance_to_top_k")):
+                Y = np.asarray(r[key], dtype=float)
+                m, se = Y.mean(1), Y.std(1, ddof=1) / np.sqrt(Y.shape[1]) if Y.shape[1] > 1 else np.zeros(len(x))
+                ax.plot(x, m, color=f"C{j}", marker=".", label=f"{act} (τ = {r['tau']:.3g}, n = {Y.shape[1]})")
+                ax.fill_between(x, m - se, m + se, color=f"C{j}", alpha=0.15, linewidth=0)
+                ax.axvline(r["t_protocol"] / r["tau"], color=f"C{j}", lw=0.8, ls=":")
+        ref = refs["ref"]
+        if ref is not None:
+            axes[i, 0].axhline(ref["acc_raw_pixels"], color="tab:purple", lw=1.0, ls=(0, (5, 2)), label="raw-pixel probe")
+            axes[i, 0].axhline(ref["acc_pca"], color="tab:brown", lw=1.0, ls=(0, (1, 1)), label=f"PCA-{ref['pca_k']} probe")
+            axes[i, 0].axhline(ref["acc_chance"], color="0.3", lw=0.8, ls=":", label="chance")
+        for ax, ylab in ((axes[i, 0], "linear-probe test accuracy"),
+                         (axes[i, 1], f"chordal distance to the top-{config.k} subspace (max {np.sqrt(config.k):.2f})")):
+            ax.set_xscale("log")
+            ax.set_xlabel("t / τ   (dotted: the protocol time t = %g)" % config.t_end)
+            ax.set_ylabel(ylab, fontsize=9)
+            ax.set_title(f"{pair[0]} vs {pair[1]}: infinite-width ODE, h = {config.collapse_width}", fontsize=10)
+            ax.grid(alpha=0.3)
+        axes[i, 0].legend(fontsize=7)
+    fig.suptitle("Where the protocol time lies on the trajectory: τ = 1/(2(μ_k − μ_{k+1})) of B·h c_h² K∞", fontsize=11)
+    fig.tight_layout()
+    return save_figure(fig, out, "time_axis")
 
 
 def _collapse_figure(collapse, out):
@@ -518,24 +642,25 @@ def _collapse_figure(collapse, out):
                 tt = np.array(series.get("times", rec["times"]))[: len(sv)]
                 for c in range(sv.shape[1]):
                     ax.plot(tt, sv[:, c], ls, color=f"C{c}", label=f"σ{c + 1}/σ1 ({src})" if src == "ode" or c == 0 else None)
-            ax.axvline(rec["t_protocol"], color="0.5", lw=0.8, ls=":")
+            ax.axvline(rec["t_protocol"], color="0.5", lw=0.8, ls=":", label=f"protocol t = {rec['t_protocol']:g}"
+                       if j == 1 else None)
             ax.set_yscale("log")
             ax.set_ylim(1e-8, 2)
             ax.set_xlabel("time t = lr · steps")
             ax.set_title(f"{rec['pair'][0]} vs {rec['pair'][1]}: {name} dynamics ({rec['activation']}, h={rec['width']})")
             ax.grid(alpha=0.3)
-        axes[i, 0].set_ylabel("normalised singular values of R")
+        axes[i, 0].set_ylabel("singular values of R (train outputs), σ_i/σ_1", fontsize=9)
     axes[0, 1].legend(fontsize=7, loc="lower left", ncol=2)
     fig.suptitle("Naive dynamics collapse to rank one; constrained dynamics keep k directions (solid: ODE, dashed: network)")
     return save_figure(fig, out, "singular_values_over_time")
 
 
-def _wallclock_figure(config, sweep, out):
+def _wallclock_figure(config, sweep, out, ctx_device=None):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
-    for field, label, color, ls in (("train_A_seconds", "train arm A (V frozen)", "C0", "-"),
-                                    ("train_B_seconds", "train arm B (all layers)", "C1", "-"),
+    for field, label, color, ls in (("train_A_seconds", f"train arm A (V frozen, {config.n_seeds} seeds)", "C0", "-"),
+                                    ("train_B_seconds", f"train arm B (all layers, {config.arm_b_seeds} seeds)", "C1", "-"),
                                     ("ode_empirical_seconds", "ODE, empirical kernel (solve)", "k", "--"),
                                     ("kernel_empirical_seconds", "empirical kernel (features + Gram)", "0.5", "--"),
                                     ("ode_infinite_seconds", "ODE, infinite-width kernel", "C2", ":")):
@@ -546,13 +671,19 @@ def _wallclock_figure(config, sweep, out):
         if field.startswith("train_B") and not config.arm_b_seeds:
             continue
         ax.plot(config.widths, per_w, ls, color=color, marker="o", ms=3, label=label)
+    once = {(r["pair"][0], r["activation"]): r["kernel_infinite_seconds_once"] + r.get("setup_infinite_seconds_once", 0.0)
+            for r in sweep if r["seed"] == 0}
+    if once:
+        ax.axhline(float(np.mean(list(once.values()))), color="C2", lw=1.0, ls="-.",
+                   label="infinite-width kernel + factorisation (once per pair and activation)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("hidden width h")
     ax.set_ylabel("seconds per cell (all seeds, compiled)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    ax.set_title("Wall-clock: ODE vs training (compile time excluded)")
+    device = (ctx_device or "this machine")
+    ax.set_title(f"Wall-clock on {device}: ODE vs training (compile excluded)", fontsize=10)
     return save_figure(fig, out, "wallclock_vs_width")
 
 
@@ -598,15 +729,27 @@ def claim_top_k(config: Config, records: list[dict]) -> Claim:
 
 
 def claim_accuracy(config: Config, records: list[dict]) -> Claim:
-    worst = max((abs(_stats(recs, "acc_network_A")[0] - _stats(recs, "acc_ode_empirical")[0])
-                 for recs in _cells(config, select(records, kind="sweep")).values()), default=float("nan"))
+    groups = list(_cells(config, select(records, kind="sweep")).values())
+
+    def worst(a, b):
+        gaps = [abs(_stats(recs, a)[0] - _stats(recs, b)[0]) for recs in groups if _stats(recs, a)[2] and _stats(recs, b)[2]]
+        return max(gaps, default=float("nan"))
+
+    gap_a, gap_b, gap_b_inf = (worst("acc_network_A", "acc_ode_empirical"), worst("acc_network_B", "acc_ode_empirical"),
+                               worst("acc_network_B", "acc_ode_infinite"))
+    has_b = np.isfinite(gap_b)
     return Claim(
         claim="The ODE predictions give downstream accuracy comparable to the trained networks",
         paper="Abstract and §8: the ODE's representations give downstream accuracy comparable to the networks'",
-        measured=(f"largest |mean acc(network, V frozen) − mean acc(ODE, empirical kernel)| over all pairs, activations "
-                  f"and widths: {100 * worst:.2f} points; vs all-layer networks and the infinite-width ODE see the table"),
-        criterion="largest gap of the mean accuracies (arm A vs empirical-kernel ODE) ≤ 1 point",
-        verdict=verdict(bool(worst <= 0.01)),
+        measured=(f"largest |mean acc difference| over all pairs, activations and widths: empirical-kernel ODE vs "
+                  f"V-frozen networks (arm A, which it describes exactly) {100 * gap_a:.2f} points; vs all-layer "
+                  f"networks (arm B, the paper's nonlinear networks, {config.arm_b_seeds} seeds) "
+                  + (f"{100 * gap_b:.2f} points (infinite-width ODE vs arm B {100 * gap_b_inf:.2f})" if has_b
+                     else "not run")),
+        criterion="yes iff the largest gap of the mean accuracies is ≤ 1 point against arm A and ≤ 3 points against "
+                  "arm B (empirical-kernel ODE); partly iff only the arm-A gap is within 1 point (the ODE matches "
+                  "the network it is exact for, not the all-layer networks); no otherwise",
+        verdict=verdict(bool(gap_a <= 0.01 and has_b and gap_b <= 0.03), partly=bool(gap_a <= 0.01)),
     )
 
 
@@ -660,12 +803,35 @@ def _cells(config: Config, sweep: list[dict]) -> dict:
     return out
 
 
+def _time_table(config: Config, records: list[dict]) -> list[str]:
+    tax = select(records, kind="timeaxis")
+    if not tax:
+        return ["(no time-axis cell in this run)"]
+    widths = list(config.widths)
+    lines = ["| digits | activation | " + " | ".join(f"t/τ at h={h}" for h in widths)
+             + f" | acc at t = {config.t_end:g} | acc converged | raw pixels | PCA-{config.k} | chance |",
+             "|---|---|" + "---|" * (len(widths) + 5)]
+    for r in tax:
+        pair = r["pair"]
+        ref = next(iter(select(records, kind="reference", pair=pair)), {})
+        scale_ref = r["width"] if config.feature_scale == "1" else 1.0
+        ratios = [config.t_end / (r["tau"] * (scale_ref / h if config.feature_scale == "1" else 1.0)) for h in widths]
+        i_p = int(np.argmin(np.abs(np.asarray(r["ts"]) - config.t_end)))
+        acc_p = float(np.mean(r["acc"][i_p]))
+        pct = lambda v: "–" if v is None else f"{100 * v:.1f}"
+        lines.append(f"| {pair[0]} vs {pair[1]} | {r['activation']} | " + " | ".join(f"{q:.2g}" for q in ratios)
+                     + f" | {pct(acc_p)} | {pct(float(np.mean(r['acc_converged'])))} | {pct(ref.get('acc_raw_pixels'))} | "
+                     f"{pct(ref.get('acc_pca'))} | {pct(ref.get('acc_chance'))} |")
+    return lines
+
+
 def report(config: Config, ctx, records: list[dict], out: Path) -> str:
     sweep = select(records, kind="sweep")
     collapse = select(records, kind="collapse")
-    _accuracy_figure(config, sweep, out)
+    _accuracy_figure(config, records, out)
+    _time_axis_figure(config, records, out)
     _collapse_figure(collapse, out)
-    _wallclock_figure(config, sweep, out)
+    _wallclock_figure(config, sweep, out, ctx_device=str(jax.devices()[0].device_kind))
     rows = [(pair, act, h) + tuple(_stats(recs, f) for f in ("acc_network_A", "acc_network_B", "acc_ode_empirical",
                                                              "acc_ode_infinite", "acc_init"))
             for (pair, act, h), recs in _cells(config, sweep).items()]
@@ -690,6 +856,13 @@ feature scale c_h = {config.feature_scale}; {config.probe} probe on the {config.
 
 {chr(10).join(table)}
 
+## Where the protocol time lies
+
+Reference accuracies and the infinite-width ODE over time (h = {config.collapse_width}, mean over
+{config.n_seeds} seeds); τ_h is the time constant of the slowest top-{config.k} direction at width h.
+
+{chr(10).join(_time_table(config, records))}
+
 ## How to read this
 
 - **Arm A vs ODE.** The output ODE is exact for the constrained network with V frozen, so the two agree up to
@@ -703,15 +876,19 @@ feature scale c_h = {config.feature_scale}; {config.probe} probe on the {config.
   R(0) satisfies R(0)ᵀK⁺R(0) = I, while the sampled R(0) has R(0)ᵀK⁺R(0) ≈ (m/h) I. Agreement in mean at small h is
   therefore not guaranteed by the theory; the table shows how close it comes.
 - **What t = {config.t_end:g} means.** With c_h = {config.feature_scale} the eigen-rates of BK scale like
-  {'h' if config.feature_scale == '1' else 'h⁰'}: at the paper's lr·epochs, {'wide networks are far along their trajectory and narrow ones have barely moved' if config.feature_scale == '1' else 'all widths have barely moved from initialisation'}.
-  The collapse figure shows the full trajectory over a longer horizon (its dotted line marks t = {config.t_end:g}).
+  {'h' if config.feature_scale == '1' else 'h⁰'}, so the time constant τ_h = 1/(2(μ_k − μ_{{k+1}})) of the top-k
+  directions is {'inversely proportional to the width' if config.feature_scale == '1' else 'the same at every width'};
+  the table "Where the protocol time lies" gives t/τ_h per width, and the time-axis figure follows the
+  infinite-width prediction from t ≪ τ to convergence. Where t/τ_h ≪ 1 the representation has barely moved from its
+  random initialisation, whatever the agreement between ODE and networks. The collapse figure shows the full
+  trajectory over a longer horizon (its dotted line marks t = {config.t_end:g}).
 - **Easy vs hard digits.** The baseline "at initialisation" column shows how much of the accuracy a random
   k-dimensional projection of the features already gives; the learning dynamics matter more for the hard pair.
 """
     return body
 
 
-CELL_KINDS = {"sweep": _run_sweep, "collapse": _run_collapse}
+CELL_KINDS = {"sweep": _run_sweep, "collapse": _run_collapse, "timeaxis": _run_timeaxis}
 
 EXPERIMENT = register(Experiment.from_namespace(
     globals(),
