@@ -37,13 +37,21 @@ from ._networks import NetworkSpec, network_features
 from ._solution import AbstractSolution, Trajectory
 from ._solve import solve
 from ._training import TrainResult
+from ._validation import as_array, check_int, check_time, is_concrete
 
 
 def empirical_setup(spec: NetworkSpec, params: dict, Z, X_eval):
     """Kernels and initial outputs of one network: `(K, K_eval, R0, R0_eval)`.
 
     `K = ΦΦᵀ` (m, m), `K_eval = Φ_eval Φᵀ` (m_eval, m), `R0 = Φ W(0)`, `R0_eval = Φ_eval W(0)`.
+    `Z` (m, d) and `X_eval` (m_eval, d) are real, finite, non-empty matrices with the spec's d columns.
     """
+    Z = as_array(Z, "Z", ndim=2, nonempty=True)
+    X_eval = as_array(X_eval, "X_eval", ndim=2, nonempty=True)
+    for name, A in (("Z", Z), ("X_eval", X_eval)):
+        if isinstance(spec, NetworkSpec) and A.shape[1] != spec.d:
+            raise ValueError(f"`{name}` must have {spec.d} columns (the input dimension d of the spec), got shape "
+                             f"{tuple(A.shape)}.")
     Phi = network_features(spec, params, Z)
     Phi_eval = network_features(spec, params, X_eval)
     K = Phi @ Phi.T
@@ -54,7 +62,20 @@ def infinite_width_setup(key, Z, X_eval, activation, *, width: int, k: int, feat
     r"""Infinite-width kernels and sampled initial outputs: `(K, K_eval, R0, R0_eval)`.
 
     `K_all = h c_h² K_∞([Z; X_eval])`; `[R0; R0_eval]` has i.i.d. columns `N(0, K_all / h)`.
+    `Z`, `X_eval`: real, finite, non-empty matrices with the same number of columns; `width`, `k`, `order`:
+    ints ≥ 1; `feature_scale` a positive number or `"1/sqrt(h)"`.
     """
+    Z = as_array(Z, "Z", ndim=2, nonempty=True)
+    X_eval = as_array(X_eval, "X_eval", ndim=2, nonempty=True)
+    if X_eval.shape[1] != Z.shape[1]:
+        raise ValueError(f"`X_eval` must have the {Z.shape[1]} columns of `Z`, got shape {tuple(X_eval.shape)}.")
+    width = check_int(width, "width", minimum=1)
+    check_int(k, "k", minimum=1)
+    check_int(order, "order", minimum=1)
+    if feature_scale != "1/sqrt(h)":
+        if isinstance(feature_scale, (str, bytes, bool)) or not isinstance(feature_scale, (int, float, np.number)) \
+                or not np.isfinite(feature_scale) or feature_scale <= 0:
+            raise ValueError(f"`feature_scale` must be a positive number or '1/sqrt(h)', got {feature_scale!r}.")
     c2 = 1.0 / width if feature_scale == "1/sqrt(h)" else float(feature_scale) ** 2
     A = jnp.concatenate([Z, X_eval], axis=0)
     K_all = width * c2 * infinite_width_kernel(A, activation=activation, order=order)
@@ -68,7 +89,18 @@ def split_joint(K_all, R0_all, m: int):
 
 def predict_outputs(B, K, K_eval, R0, R0_eval, t1, *, constrained: bool = True, rtol=1e-6, atol=1e-8,
                     max_steps: int = 100_000):
-    """Solve the output ODE from 0 to `t1` and return `(R(t1), R_eval(t1))`. Vmap it over seeds."""
+    """Solve the output ODE from 0 to `t1` and return `(R(t1), R_eval(t1))`. Vmap it over seeds.
+
+    `B`, `K` (m, m); `K_eval` (m_eval, m); `R0` (m, k); `R0_eval` (m_eval, k); `t1` a finite time ≥ 0."""
+    K_eval = as_array(K_eval, "K_eval", ndim=2)
+    R0 = as_array(R0, "R0", ndim=2, nonempty=True)
+    R0_eval = as_array(R0_eval, "R0_eval", ndim=2)
+    if K_eval.shape[1] != R0.shape[0]:
+        raise ValueError(f"`K_eval` must have {R0.shape[0]} columns (the rows of `R0`), got shape {tuple(K_eval.shape)}.")
+    if R0_eval.shape != (K_eval.shape[0], R0.shape[1]):
+        raise ValueError(f"`R0_eval` must have shape {(K_eval.shape[0], R0.shape[1])} (rows of `K_eval`, columns of "
+                         f"`R0`), got {tuple(R0_eval.shape)}.")
+    check_time(t1, "t1")
     flow = OutputFlow(B, K, K_test=K_eval, constrained=constrained)
     traj = solve(flow, (R0, R0_eval), 0.0, t1, ts=1, rtol=rtol, atol=atol, max_steps=max_steps)
     R, R_eval = traj.ys
@@ -91,13 +123,29 @@ GAPS: dict[str, Callable] = {"relative": _relative_gap, "max_abs": _max_abs_gap}
 
 
 def gram_gap(R_a, R_b) -> jax.Array:
-    """Relative Gram gap `‖R_a R_aᵀ − R_b R_bᵀ‖_F / ‖R_b R_bᵀ‖_F` (rotation invariant)."""
+    """Relative Gram gap `‖R_a R_aᵀ − R_b R_bᵀ‖_F / ‖R_b R_bᵀ‖_F` (rotation invariant).
+
+    `R_a`, `R_b`: real, finite matrices with the same number of rows n; `R_b` not zero (the reference)."""
+    R_a, R_b = _check_pair(R_a, R_b)
+    if is_concrete(R_b) and not np.any(np.asarray(R_b)):
+        raise ValueError("gram_gap is undefined: the reference `R_b` is zero (the gap is relative to its Gram).")
     return _relative_gap(_gram(R_a)[None], _gram(R_b)[None])[0]
+
+
+def _check_pair(R_a, R_b):
+    R_a = as_array(R_a, "R_a", ndim=2, nonempty=True)
+    R_b = as_array(R_b, "R_b", ndim=2, nonempty=True)
+    if R_a.shape[0] != R_b.shape[0]:
+        raise ValueError(f"`R_a` and `R_b` must have the same number of rows (inputs), got shapes "
+                         f"{tuple(R_a.shape)} and {tuple(R_b.shape)}.")
+    return R_a, R_b
 
 
 def agreement(R_a, R_b) -> dict:
     """Rotation-invariant agreement of two representation matrices (n, k): Gram gap, subspace
-    distance of their column spaces (chordal, `ssldyn.subspace_distance`), and linear CKA."""
+    distance of their column spaces (chordal, `ssldyn.subspace_distance`), and linear CKA.
+    `R_a`, `R_b`: real, finite (n, k) matrices with the same n."""
+    R_a, R_b = _check_pair(R_a, R_b)
     return {
         "gram_gap": gram_gap(R_a, R_b),
         "subspace_distance": subspace_distance(R_a, R_b),
@@ -222,8 +270,10 @@ def lr_order(lrs, gaps) -> float:
 
     **Arguments:** `lrs`, `gaps`: at least two positive learning rates and the gaps at a fixed t.
     """
-    lrs = np.asarray(lrs, dtype=float)
-    gaps = np.asarray(gaps, dtype=float)
+    lrs = np.asarray(as_array(lrs, "lrs", finite=False), dtype=float)
+    gaps = np.asarray(as_array(gaps, "gaps", finite=False), dtype=float)
+    if not np.all(np.isfinite(lrs)):
+        raise ValueError(f"`lrs` must be finite, got {lrs}.")
     if lrs.ndim != 1 or lrs.shape != gaps.shape or lrs.size < 2:
         raise ValueError(f"`lrs` and `gaps` must be 1-D of the same length >= 2, got {lrs.shape} and {gaps.shape}.")
     if np.any(lrs <= 0) or np.any(gaps <= 0) or not np.all(np.isfinite(gaps)):

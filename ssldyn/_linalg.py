@@ -29,7 +29,14 @@ PAIR_BLOCKS: dict[str, tuple[tuple[tuple[int, ...], ...], str]] = {
 
 
 def sym(a: jax.Array) -> jax.Array:
-    """Symmetric part `(A + Aᵀ)/2` of a square matrix (or a batch of them)."""
+    """Symmetric part `(A + Aᵀ)/2` of a square matrix (or a batch of them); `a` is real (a nested list
+    works). Non-finite entries are not checked here (it is used inside every flow)."""
+    if not isinstance(a, jax.Array):
+        a = as_array(a, "a", finite=False)
+    elif jnp.issubdtype(a.dtype, jnp.complexfloating):
+        raise TypeError(f"`a` must be real, got complex dtype {a.dtype}.")
+    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
+        raise ValueError(f"`a` must be a square matrix (or a batch of them), got shape {tuple(a.shape)}.")
     return 0.5 * (a + jnp.swapaxes(a, -1, -2))
 
 

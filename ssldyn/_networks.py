@@ -33,8 +33,8 @@ from jaxtyping import Array, Float
 
 from ._kernels import get_activation
 from ._manifolds import Stiefel, stiefel_init
-from ._training import TrainResult, check_loop, run_steps
-from ._validation import all_finite, as_array, check_int, check_choice, check_positive, check_rank_k, in_trace
+from ._training import TrainResult, check_loop, finite_result, run_steps
+from ._validation import as_array, check_choice, check_int, check_keys, check_positive, check_rank_k
 
 TRAIN_MODES = ("last", "all")
 PARAMETRIZATIONS = ("standard", "ntk")
@@ -80,7 +80,20 @@ def init_network(key: jax.Array, spec: NetworkSpec, *, constrained: bool = True,
 
     `W` is Haar on `St(h, k)` when `constrained`, otherwise Gaussian `N(0, 1/h)` (same scale).
     The same key always gives the same parameters, so ODE arms can rebuild a network's V and W(0).
+    `key`: one PRNG key; `dtype`: a floating dtype.
     """
+    if not isinstance(spec, NetworkSpec):
+        raise TypeError(f"`spec` must be a NetworkSpec, got {type(spec).__name__}.")
+    key, single = check_keys(key, "key")
+    if not single:
+        raise ValueError(f"`key` must be a single PRNG key (vmap `init_network` over split keys), got shape "
+                         f"{tuple(key.shape)}.")
+    try:
+        floating = jnp.issubdtype(jnp.dtype(dtype), jnp.floating)
+    except TypeError:
+        floating = False
+    if not floating:
+        raise TypeError(f"`dtype` must be a floating dtype (jnp.float32 or jnp.float64), got {dtype!r}.")
     kv, kw, k2 = jax.random.split(key, 3)
     if spec.parametrization == "standard":
         V = jax.random.normal(kv, (spec.h, spec.d), dtype) / jnp.sqrt(spec.d).astype(dtype)
@@ -96,8 +109,24 @@ def init_network(key: jax.Array, spec: NetworkSpec, *, constrained: bool = True,
     return params
 
 
+def _check_inputs(spec, params, X, name: str = "X") -> jax.Array:
+    check_params(spec, params)
+    X = as_array(X, name, ndim=2, nonempty=True)
+    if X.shape[1] != spec.d:
+        raise ValueError(f"`{name}` must have {spec.d} columns (the input dimension d of the spec), got shape "
+                         f"{tuple(X.shape)}.")
+    return X
+
+
 def network_features(spec: NetworkSpec, params: dict, X) -> jax.Array:
-    """Hidden features `Φ = c_h φ(X Vᵀ)` (n, h) of the last hidden layer."""
+    """Hidden features `Φ = c_h φ(X Vᵀ)` (n, h) of the last hidden layer.
+
+    `X` (n, d): a non-empty, finite, real matrix with the spec's input dimension (a nested list works)."""
+    X = _check_inputs(spec, params, X)
+    return _features(spec, params, X)
+
+
+def _features(spec, params, X):
     phi = get_activation(spec.activation)
     V = params["V"] if spec.parametrization == "standard" else params["V"] / jnp.sqrt(spec.d)
     H = spec.c_h * phi(X @ V.T)
@@ -107,8 +136,9 @@ def network_features(spec: NetworkSpec, params: dict, X) -> jax.Array:
 
 
 def network_apply(spec: NetworkSpec, params: dict, X) -> jax.Array:
-    """Representations `R = Φ W` (n, k)."""
-    return network_features(spec, params, X) @ params["W"]
+    """Representations `R = Φ W` (n, k); `X` as in `network_features`."""
+    X = _check_inputs(spec, params, X)
+    return _features(spec, params, X) @ params["W"]
 
 
 def check_params(spec: NetworkSpec, params) -> dict:
@@ -146,6 +176,7 @@ def _check_train_args(spec, Z, B, lr, n_steps, train, save_every):
     return Z, B, n_steps, save_every
 
 
+@finite_result()
 def train_network(
     spec: NetworkSpec,
     params: dict,
@@ -189,14 +220,9 @@ def train_network(
         if X_eval.shape[1] != spec.d:
             raise ValueError(f"`X_eval` must have {spec.d} columns (the input dimension), got shape "
                              f"{tuple(X_eval.shape)}.")
-    result = _train(spec, params, Z, B, jnp.asarray(lr, Z.dtype), jnp.asarray(weight_decay, Z.dtype), X_eval,
-                    n_steps=n_steps, train=train, constrained=constrained, retraction=retraction, save_every=save_every)
-    if not in_trace(result, params, lr) and not all_finite(result.final):
-        raise FloatingPointError(
-            f"train_network: the parameters became non-finite (NaN/Inf) within `n_steps` = {n_steps} steps at "
-            f"`lr` = {float(lr):g} (train={train!r}, constrained={bool(constrained)}): gradient descent diverged. "
-            "Lower `lr`, shorten the horizon, or use constrained=True.")
-    return result
+    # a non-finite result raises FloatingPointError naming `lr` and the steps (`@finite_result`)
+    return _train(spec, params, Z, B, jnp.asarray(lr, Z.dtype), jnp.asarray(weight_decay, Z.dtype), X_eval,
+                  n_steps=n_steps, train=train, constrained=constrained, retraction=retraction, save_every=save_every)
 
 
 @functools.partial(eqx.filter_jit)

@@ -9,11 +9,16 @@ trainer's output can be compared with any ODE by `ssldyn.compare_along`.
 
 - `fast_key(key)`: an `rbg` key carrying the bits of a threefry key (fast to compile);
 - `step_keys(key, n_steps)`: the per-step keys `jax.random.split(key, n_steps)`;
-- `scan_with_saves`: the raw loop; `run_steps`: the loop plus the time axis.
+- `scan_with_saves`: the raw loop; `run_steps`: the loop plus the time axis;
+- `check_finite_result` / `@finite_result`: a trainer's result is checked once, outside `jit`, and a
+  non-finite one raises `FloatingPointError` naming the learning rate and the steps where the run
+  diverged (`check_finite=False` returns the raw arrays).
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import operator
 from collections.abc import Callable
 from typing import Any
@@ -21,9 +26,10 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
-from ._validation import check_int, check_positive, check_save_every
+from ._validation import all_finite, check_int, check_keys, check_positive, check_save_every, in_trace
 
 
 def _run(step, carry, xs, length):
@@ -53,7 +59,12 @@ def scan_with_saves(step: Callable[[Any, Any], Any], carry, n_steps: int, save_e
     plus a scan over the remainder (skipped when empty, so the step is not compiled a second time).
     Works under `jit` and `vmap` (the step counts are static).
     """
-    n_steps = operator.index(n_steps)
+    if not callable(step):
+        raise TypeError(f"`step` must be a function step(carry, x) -> carry, got {type(step).__name__}.")
+    try:
+        n_steps = operator.index(n_steps)
+    except TypeError as err:
+        raise TypeError(f"`n_steps` must be a non-negative int, got {type(n_steps).__name__} {n_steps!r}.") from err
     if n_steps < 0:
         raise ValueError(f"`n_steps` must be a non-negative int, got {n_steps!r}.")
     if save_every is None:
@@ -95,6 +106,7 @@ def fast_key(key) -> jax.Array:
     XLA's RngBitGenerator compiles in a fraction of the time of the threefry hash, which dominates the
     compilation of the training loops on CPU. Draws are deterministic given `key` on a given backend.
     """
+    key, _ = check_keys(key, "key")
     if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         if "rbg" in str(key.dtype):
             return key
@@ -150,7 +162,7 @@ def save_times(lr, n_steps: int, save_every: int | None, *, include_initial: boo
 def run_steps(step: Callable[[Any, Any], Any], carry, *, lr, n_steps: int | None = None,
               save_every: int | jax.Array | None = None, save_fn: Callable[[Any], Any] | None = None,
               final_fn: Callable[[Any], Any] | None = None, xs=None, include_initial: bool = False,
-              n_saves: int | None = None) -> TrainResult:
+              n_saves: int | None = None, check_finite: bool = True) -> TrainResult:
     r"""Run a training loop and return a `TrainResult` on the effective-time axis `t = lr × steps`.
 
     **Arguments:**
@@ -163,10 +175,18 @@ def run_steps(step: Callable[[Any, Any], Any], carry, *, lr, n_steps: int | None
       `save_every` may then be a traced integer, so runs of any length with the same number of saves
       share one compilation (`n_steps = n_saves × save_every`). The step receives the step index
       k (int32) as its `x`; `xs` is not allowed (its length would be static).
+    - `check_finite`: called outside a trace (concrete result), raise `FloatingPointError` when the
+      result is not finite (`check_finite_result`). Inside `jit` the check cannot run; decorate the
+      public trainer with `@finite_result` so that it runs once on the returned result.
 
     Call it inside `jit`/`vmap`: the step counts are static Python ints (except `save_every` in the
     traced-length mode).
     """
+    if check_finite and not in_trace(carry, lr):
+        result = run_steps(step, carry, lr=lr, n_steps=n_steps, save_every=save_every, save_fn=save_fn,
+                           final_fn=final_fn, xs=xs, include_initial=include_initial, n_saves=n_saves,
+                           check_finite=False)
+        return check_finite_result(result, lr=lr, n_steps=n_steps, where="run_steps")
     if n_saves is not None:
         return _run_traced(step, carry, lr, n_saves, save_every, save_fn or _identity,
                            final_fn or save_fn or _identity, xs, include_initial, n_steps)
@@ -203,5 +223,99 @@ def _run_traced(step, carry, lr, n_saves, save_every, save_fn, final_fn, xs, inc
 
 def check_loop(lr, n_steps, save_every, *, lr_name: str = "lr", min_steps: int = 0) -> tuple[int, int | None]:
     """Validate the arguments every trainer shares: `lr > 0`, `n_steps` an int ≥ `min_steps`, `save_every`."""
-    check_positive(lr, lr_name)
+    check_positive(lr, lr_name, scalar=True)
     return check_int(n_steps, "n_steps", minimum=min_steps), check_save_every(save_every)
+
+
+def _first_bad_save(result: TrainResult) -> int | None:
+    """Index of the save from which every later save holds a non-finite value (None: the last save is finite,
+    or nothing was saved). The time axis of a saved leaf is the one of length `n_save` after any seed axis."""
+    ts = np.asarray(result.ts)
+    n = ts.shape[-1] if ts.ndim else 0
+    if result.saved is None or n == 0:
+        return None
+    bad = np.zeros(n, dtype=bool)
+    for leaf in jax.tree_util.tree_leaves(result.saved):
+        a = np.asarray(leaf)
+        if not np.issubdtype(a.dtype, np.inexact) or a.ndim == 0:
+            continue
+        if ts.ndim >= 2:
+            axis = ts.ndim - 1
+        elif a.ndim >= 2 and a.shape[1] == n and a.shape[0] != n:
+            axis = 1  # a seed axis first, `ts` shared by the seeds
+        else:
+            axis = 0
+        if a.ndim <= axis or a.shape[axis] != n:
+            continue
+        bad |= ~np.isfinite(np.moveaxis(a, axis, 0).reshape(n, -1)).all(axis=1)
+    if not bad[-1]:
+        return None
+    good = np.flatnonzero(~bad)
+    return int(good[-1]) + 1 if good.size else 0
+
+
+def check_finite_result(result, *, lr, n_steps: int | None = None, where: str = "training",
+                        lr_name: str = "lr") -> Any:
+    """Raise `FloatingPointError` when a concrete `TrainResult` holds non-finite values; return it otherwise.
+
+    The result counts as diverged when its final state or its last save has a NaN/Inf entry (an
+    intentional NaN in an earlier save, e.g. a loss "before the first step", is ignored). The message
+    names the learning rate and the range of steps in which the saves turned non-finite (from the
+    save times `ts = lr × steps`). Results that are traced (inside `jit`/`vmap`) or not a
+    `TrainResult` are returned unchecked.
+    """
+    if not isinstance(result, TrainResult) or in_trace(result, lr):
+        return result
+    first = _first_bad_save(result)
+    if first is None and all_finite(result.final):
+        return result
+    try:
+        lr_value = float(np.max(np.asarray(lr)))
+    except (TypeError, ValueError):
+        lr_value = None
+    where_steps = f"within the {n_steps} steps" if isinstance(n_steps, int) else "during training"
+    ts = np.asarray(result.ts)
+    if first is not None and lr_value and ts.size:
+        t = ts.reshape(-1, ts.shape[-1])[0]
+        t_hi = float(t[first])
+        t_lo = float(t[first - 1]) if first > 0 else 0.0
+        k_hi = int(round(t_hi / lr_value))
+        k_lo = int(round(t_lo / lr_value))
+        where_steps = f"between steps {k_lo} and {k_hi} (t = {t_lo:g} to {t_hi:g})"
+    lr_text = f"`{lr_name}` = {lr_value:g}" if lr_value is not None else f"the given `{lr_name}`"
+    raise FloatingPointError(
+        f"{where}: the parameters became non-finite (NaN/Inf) {where_steps} at {lr_text}: gradient descent "
+        f"diverged. Lower `{lr_name}` or shorten the run; pass check_finite=False to get the raw arrays.")
+
+
+def finite_result(*, lr: str = "lr", n_steps: str | None = "n_steps"):
+    """Decorator for a public trainer returning a `TrainResult` (its loop runs inside `jit`): adds the
+    keyword argument `check_finite=True` and, when true, checks the returned result once, outside the
+    trace, with `check_finite_result` (the learning rate is the argument named `lr`)."""
+
+    def deco(fn):
+        sig = inspect.signature(fn)
+        params = list(sig.parameters.values())
+        extra = inspect.Parameter("check_finite", inspect.Parameter.KEYWORD_ONLY, default=True, annotation=bool)
+        if params and params[-1].kind == inspect.Parameter.VAR_KEYWORD:
+            params.insert(len(params) - 1, extra)
+        else:
+            params.append(extra)
+
+        @functools.wraps(fn)
+        def wrapper(*args, check_finite: bool = True, **kwargs):
+            if not isinstance(check_finite, (bool, np.bool_)):
+                raise TypeError(f"`check_finite` must be a bool, got {type(check_finite).__name__}.")
+            result = fn(*args, **kwargs)
+            if check_finite:
+                bound = sig.bind(*args, **kwargs)
+                bound.apply_defaults()
+                steps = bound.arguments.get(n_steps) if n_steps else None
+                steps = int(steps) if isinstance(steps, (int, np.integer)) and not isinstance(steps, bool) else None
+                check_finite_result(result, lr=bound.arguments.get(lr), n_steps=steps, where=fn.__name__, lr_name=lr)
+            return result
+
+        wrapper.__signature__ = sig.replace(parameters=params)
+        return wrapper
+
+    return deco

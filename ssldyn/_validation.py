@@ -8,6 +8,7 @@ usable under `jax.jit` and `jax.vmap`; validate before tracing if you need the c
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import jax
@@ -29,6 +30,31 @@ def in_trace(*trees) -> bool:
     if isinstance(jnp.zeros(()), jax.core.Tracer):
         return True
     return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(trees))
+
+
+_RECORDERS: list[list] = []
+
+
+@contextlib.contextmanager
+def recording_checks():
+    """Within this context, value checks that meet a tracer (symmetry, orthonormality, finiteness)
+    record a traced violation instead of being skipped.
+
+    Yields a list that fills with `(name, violation, tol, message)`: the check fails where the
+    concrete `violation` exceeds `tol` (or is NaN); `message.format(name=..., value=..., tol=...)`
+    says why. Used by `solve_ensemble` to check every member built inside `jax.vmap` before solving.
+    """
+    records: list = []
+    _RECORDERS.append(records)
+    try:
+        yield records
+    finally:
+        _RECORDERS.pop()
+
+
+def _record(name: str, violation, tol: float, message: str) -> None:
+    if _RECORDERS:
+        _RECORDERS[-1].append((name, violation, tol, message))
 
 
 def as_array(x, name: str, *, ndim: int | Sequence[int] | None = None, finite: bool = True,
@@ -68,6 +94,8 @@ def as_array(x, name: str, *, ndim: int | Sequence[int] | None = None, finite: b
         raise ValueError(f"`{name}` must not be empty, got shape {tuple(arr.shape)}.")
     if finite and is_concrete(arr) and not np.all(np.isfinite(np.asarray(arr))):
         raise ValueError(f"`{name}` contains NaN or Inf values.")
+    if finite and not is_concrete(arr) and _RECORDERS:
+        _record(name, jnp.where(jnp.all(jnp.isfinite(arr)), 0.0, 1.0), 0.5, "`{name}` contains NaN or Inf values")
     return arr
 
 
@@ -119,6 +147,10 @@ def check_psd(a: jax.Array, name: str, *, rtol: float | None = None) -> None:
 def check_symmetric(a: jax.Array, name: str, *, rtol: float = 1e-6) -> None:
     """Raise if a concrete matrix is not symmetric to relative tolerance `rtol`."""
     check_square(a, name)
+    if not is_concrete(a) and _RECORDERS:
+        scale = jnp.max(jnp.abs(a))
+        rel = jnp.max(jnp.abs(a - a.T)) / jnp.maximum(scale, 1e-30)
+        _record(name, rel, rtol, "`{name}` must be symmetric: max |A - A^T| = {value:.3g} x max |A| exceeds {tol:g}")
     if is_concrete(a):
         an = np.asarray(a)
         scale = float(np.max(np.abs(an))) if an.size else 0.0
@@ -137,9 +169,12 @@ def check_orthonormal_columns(w: jax.Array, name: str, *, atol: float | None = N
     d, k = w.shape
     if k > d:
         raise ValueError(f"`{name}` must have at most as many columns as rows (k <= d), got shape {(d, k)}.")
+    if atol is None:
+        atol = 1e-10 if w.dtype == jnp.float64 else 1e-5
+    if not is_concrete(w) and _RECORDERS:
+        _record(name, jnp.max(jnp.abs(w.T @ w - jnp.eye(k, dtype=w.dtype))), atol,
+                "`{name}` must have orthonormal columns (W^T W = I): max |W^T W - I| = {value:.3g} > {tol:g}")
     if is_concrete(w):
-        if atol is None:
-            atol = 1e-10 if w.dtype == jnp.float64 else 1e-5
         wn = np.asarray(w)
         err = float(np.max(np.abs(wn.T @ wn - np.eye(k))))
         if err > atol:
@@ -176,11 +211,42 @@ def check_choice(value, name: str, choices: Sequence):
     return value
 
 
-def check_probability(value, name: str) -> None:
-    """Raise unless a concrete scalar lies in [0, 1]."""
+def _real_values(value, name: str) -> np.ndarray:
+    """`np.asarray(value)` of a concrete number (or array of numbers); TypeError naming `name` for strings,
+    None, complex numbers and objects."""
+    if isinstance(value, (str, bytes)) or value is None:
+        raise TypeError(f"`{name}` must be a number, got {type(value).__name__} {value!r}.")
+    try:
+        v = np.asarray(value)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"`{name}` must be a number, got {type(value).__name__}.") from err
+    if v.dtype.kind in "cOSUMm":  # complex, objects, strings, dates (bfloat16 is kind "V": allowed)
+        raise TypeError(f"`{name}` must be a real number, got {value!r}.")
+    return v
+
+
+def check_scalar(value, name: str, *, finite: bool = True):
+    """Raise unless `value` is one real number (a Python/NumPy number or a 0-d array), finite when
+    `finite`; return it unchanged. A tracer passes when it is 0-d."""
+    if not is_concrete(value):
+        if jnp.ndim(value) != 0:
+            raise ValueError(f"`{name}` must be a scalar, got shape {tuple(jnp.shape(value))}.")
+        return value
+    v = _real_values(value, name)
+    if v.ndim != 0:
+        raise ValueError(f"`{name}` must be a scalar (one number), got shape {v.shape}.")
+    if finite and not np.isfinite(v):
+        raise ValueError(f"`{name}` must be finite, got {value}.")
+    return value
+
+
+def check_probability(value, name: str, *, scalar: bool = False) -> None:
+    """Raise unless a concrete value (a scalar when `scalar`) lies in [0, 1]."""
+    if scalar:
+        check_scalar(value, name, finite=False)
     if not is_concrete(value):
         return
-    v = np.asarray(value)
+    v = _real_values(value, name)
     if not np.all(np.isfinite(v)) or np.any(v < 0) or np.any(v > 1):
         raise ValueError(f"`{name}` must be in [0, 1], got {value}.")
 
@@ -232,15 +298,14 @@ def all_finite(tree) -> bool:
                if np.issubdtype(np.asarray(leaf).dtype, np.inexact))
 
 
-def check_positive(value, name: str, *, allow_zero: bool = False) -> None:
-    """Raise unless a concrete scalar is positive (or non-negative with `allow_zero`)."""
+def check_positive(value, name: str, *, allow_zero: bool = False, scalar: bool = False) -> None:
+    """Raise unless a concrete value is positive (or non-negative with `allow_zero`); with `scalar`, it
+    must also be one number (a learning rate, a temperature), not an array."""
+    if scalar:
+        check_scalar(value, name, finite=False)
     if not is_concrete(value):
         return
-    if isinstance(value, (str, bytes)) or value is None:
-        raise TypeError(f"`{name}` must be a number, got {type(value).__name__} {value!r}.")
-    v = np.asarray(value)
-    if v.dtype.kind in "cOSUMm":  # complex, objects, strings, dates (bfloat16 is kind "V": allowed)
-        raise TypeError(f"`{name}` must be a real number, got {value!r}.")
+    v = _real_values(value, name)
     if not np.all(np.isfinite(v)):
         raise ValueError(f"`{name}` must be finite, got {value}.")
     bad = np.any(v < 0) if allow_zero else np.any(v <= 0)

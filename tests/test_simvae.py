@@ -266,3 +266,126 @@ def test_failed_stiff_solve_is_reported_with_its_cause():
         sv.integrate_modes(c, a, knobs, 50.0, solver="explicit", max_steps=2000)
     out = sv.integrate_modes(c, a, knobs, 50.0, solver="implicit", ts=2)
     assert out.ok and np.all(np.isfinite(np.asarray(out.ys.w)))
+
+
+# ----------------------------------------------------------------------------------------------
+# MLP probes
+def test_mlp_probe_fits_xor_and_linear_targets_where_known_separators_are_perfect():
+    """Three targets with known perfect separators: XOR of the signs (no linear separator: the logistic
+    probe stays near chance), a half-plane and three bins of one coordinate (linear separators). The
+    MLP probe (all targets in one vmapped program, 3-class logits masked for the binary targets) must
+    reach the known separators' held-out accuracy (1.0) up to a few boundary points."""
+    rng = np.random.default_rng(0)
+
+    def sample(n):
+        Z = rng.uniform(-1, 1, size=(n, 2))
+        Z = Z[np.min(np.abs(Z), axis=1) > 0.08]  # a margin around every decision boundary
+        w = np.array([0.8, -0.6])
+        Y = np.stack([(Z[:, 0] > 0) ^ (Z[:, 1] > 0), Z @ w > 0.0, np.digitize(Z[:, 0], [-0.4, 0.4])]).astype(np.int32)
+        keep = np.abs(Z @ w) > 0.08
+        keep &= np.min(np.abs(Z[:, :1] - np.array([-0.4, 0.4])), axis=1) > 0.04
+        return Z[keep], Y[:, keep]
+
+    Ztr, Ytr = sample(1600)
+    Zte, Yte = sample(600)
+    res = sv.mlp_probes(jax.random.PRNGKey(0), Ztr, Ytr, Zte, Yte, n_classes=[2, 2, 3], hidden=64, lr=3e-3,
+                        epochs=60, batch_size=64)
+    acc = np.asarray(res.accuracy)[0]
+    assert acc.shape == (3,) and np.all(acc >= 0.97), acc
+    assert np.max(np.asarray(res.predictions)[0, :2]) <= 1  # masked classes are never predicted
+    lin = ssldyn.logistic_probe(jnp.asarray(Ztr), jnp.asarray(Ytr[0]), jnp.asarray(Zte), jnp.asarray(Yte[0]))
+    assert float(lin.accuracy) < 0.75 < acc[0]  # XOR: beyond any linear probe
+    # the single-probe front end agrees in shape and quality
+    one = sv.mlp_probe(jax.random.PRNGKey(1), Ztr, Ytr[1], Zte, Yte[1], hidden=64, lr=3e-3, epochs=60, batch_size=64)
+    assert one.accuracy.shape == () and float(one.accuracy) >= 0.97
+
+
+def test_mlp_probe_is_at_chance_on_labels_independent_of_the_features():
+    """Labels drawn independently of Z: held-out accuracy must be near 1/C (binomial, 5 SE)."""
+    rng = np.random.default_rng(1)
+    Z, Zt = rng.normal(size=(2, 400, 3)), rng.normal(size=(2, 2000, 3))
+    y, yt = rng.integers(0, 4, size=400), rng.integers(0, 4, size=2000)
+    res = sv.mlp_probes(jax.random.PRNGKey(2), Z, y, Zt, yt, n_classes=[4], hidden=16, epochs=5, batch_size=50)
+    se = math.sqrt(0.25 * 0.75 / 2000)
+    assert res.accuracy.shape == (2, 1) and np.all(np.abs(np.asarray(res.accuracy) - 0.25) < 5 * se)
+
+
+def test_mlp_probe_bad_inputs_name_the_argument():
+    Z, y = np.zeros((10, 2)), np.zeros(10, int)
+    with pytest.raises(ValueError, match="`batch_size`"):
+        sv.mlp_probe(jax.random.PRNGKey(0), Z, y, Z, y, batch_size=11)
+    with pytest.raises(ValueError, match="`n_classes`"):
+        sv.mlp_probes(jax.random.PRNGKey(0), Z, y[None], Z, y[None], n_classes=[1])
+    with pytest.raises(ValueError, match="`Y_train`"):
+        sv.mlp_probes(jax.random.PRNGKey(0), Z, np.zeros((1, 9), int), Z)
+    with pytest.raises(ValueError, match="`Z_train`"):
+        sv.mlp_probes(jax.random.PRNGKey(0), np.full((10, 2), np.nan), y, Z)
+    with pytest.raises(ValueError, match="`lr`"):
+        sv.mlp_probe(jax.random.PRNGKey(0), Z, y, Z, lr=0.0, batch_size=5)
+    with pytest.raises(ValueError, match="`y_train`"):
+        sv.mlp_probe(jax.random.PRNGKey(0), Z, y[None], Z)
+
+
+# ----------------------------------------------------------------------------------------------
+# the experiment's configuration and data sources
+def _write_idx(path, arr):
+    import gzip
+    arr = np.ascontiguousarray(arr, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, arr.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in arr.shape)
+    path.write_bytes(gzip.compress(header + arr.tobytes()))
+
+
+def test_fashion_idx_folder_is_read_when_named(tmp_path):
+    from ssldyn.experiments import simvae as ex
+
+    rng = np.random.default_rng(3)
+    n = 60
+    y = np.arange(n) % 10
+    imgs = np.zeros((n, 12, 12), np.uint8)
+    for i, c in enumerate(y):  # a bright square whose side encodes the class
+        imgs[i, 2:3 + c // 2, 2:3 + c // 2] = 255
+    imgs = np.maximum(imgs, rng.integers(0, 20, size=imgs.shape).astype(np.uint8))
+    folder = tmp_path / "FashionMNIST" / "raw"
+    folder.mkdir(parents=True)
+    _write_idx(folder / "train-images-idx3-ubyte.gz", imgs)
+    _write_idx(folder / "train-labels-idx1-ubyte.gz", y)
+    assert ex.Config().idx_dir == "" and ex.Config().image_data == "embedded"  # absent by default
+    cfg = ex.Config(n_train=40, n_test=20, image_data="idx", idx_dir=str(tmp_path), idx_kind="fashion",
+                    image_n_train=45, image_n_test=15, batch_size=16, mlp_batch=16)
+    ex.validate_config(cfg)
+    ctx = ex.prepare(cfg)
+    ds = ctx["sets"]["fashion_idx"]
+    assert ds["X_train"].shape == (45, 36) and ds["X_test"].shape == (15, 36)  # 12×12 pooled to 6×6
+    ytr, yte, C = ds["labels"]["content"]
+    assert C == 10 and sorted(np.concatenate([ytr, yte]).tolist()) == sorted(y.tolist())  # labels from the files
+    assert set(ds["style_labels"]) == {"shift_x", "shift_y", "rotation", "thickness"}
+    ids = [c["id"] for c in ex.cells(cfg)]
+    assert "fashion_idx/vicreg" in ids and sum(i.startswith("fashion_idx/simvae") for i in ids) == 1
+    with pytest.raises(ValueError, match="`idx_dir`"):
+        ex.validate_config(ex.Config(image_data="idx"))
+    with pytest.raises(ValueError, match="`idx_dir`"):
+        ex.validate_config(ex.Config(image_data="idx", idx_dir=str(tmp_path / "absent")))
+
+
+@pytest.mark.parametrize("field,value", [
+    ("data", "cifar"), ("image_data", "mnist1d"), ("idx_kind", "kmnist"), ("n_train", 5), ("n_test", 2.5),
+    ("image_n_steps", 0), ("n_steps", -1), ("n_seeds", 0), ("latent", True), ("batch_size", 1), ("lr", 0.0),
+    ("lr", float("nan")), ("sigma2", -1.0), ("sigma_x2_vae", 0), ("beta", "4"), ("cr_lambda", -0.1),
+    ("vicreg_mu", float("inf")), ("crop_min", 1.5), ("max_shift", -1), ("noise", -0.1), ("mlp_hidden", 0),
+    ("mlp_epochs", 0), ("mlp_lr", -3e-4), ("mlp_batch", 100000), ("linear_steps", 0), ("seed", -1),
+    ("hidden", ()), ("hidden", (128, 0)), ("amp_range", (1.2, 0.8)), ("temperatures", ()),
+    ("linear_sigma_x2", (0.1, -0.1)), ("linear_e", ()), ("simvae_arms", ()), ("simvae_arms", ((1, 0.01, 0.0, 1.0),)),
+    ("simvae_arms", ((4, 0.01, 1.0),)), ("simvae_arms", ((4, 0.01, 1.0, 1.0), (4, 0.01, 1.0, 1.0))),
+    ("dtype", "float16"), ("net_dtype", 32), ("image_n_train", 10), ("image_n_test", 0),
+])
+def test_validate_config_names_the_bad_setting(field, value):
+    import dataclasses
+
+    from ssldyn.experiments import simvae as ex
+
+    cfg = dataclasses.replace(ex.Config(), **{field: value})
+    with pytest.raises((ValueError, TypeError), match=f"`{field}`"):
+        ex.validate_config(cfg)
+    ex.validate_config(ex.Config())  # the defaults are valid, and so is the quick protocol
+    ex.validate_config(dataclasses.replace(ex.Config(), **ex.QUICK))
+    assert ex.EXPERIMENT.validate is ex.validate_config

@@ -41,13 +41,20 @@ from jaxtyping import Array, Float
 from .._flows import AbstractFlow
 from .._linalg import sym, symmetric_pair
 from .._solution import AbstractSolution
-from .._validation import as_array, check_symmetric, in_trace, is_concrete
+from .._validation import as_array, check_symmetric, check_time, in_trace, is_concrete
 from ._loss import check_off_diagonal, correlation_loss, weighted_residual
 from ._model import eigenmodes, kernel_eigenmodes
 
 
 def logistic(t, lambda0, rate) -> jax.Array:
-    r"""`λ(t) = 1 / (1 + (1/λ0 − 1) e^{−rate·t})`, the solution of `λ̇ = rate·λ(1 − λ)` (λ0 > 0)."""
+    r"""`λ(t) = 1 / (1 + (1/λ0 − 1) e^{−rate·t})`, the solution of `λ̇ = rate·λ(1 − λ)` (λ0 > 0).
+
+    `t`, `lambda0`, `rate`: real, finite numbers or arrays (broadcast together); `lambda0` > 0."""
+    t = as_array(t, "t")
+    rate = as_array(rate, "rate")
+    lambda0 = as_array(lambda0, "lambda0")
+    if is_concrete(lambda0) and np.any(np.asarray(lambda0) <= 0):
+        raise ValueError(f"`lambda0` must be positive (an initial eigenvalue), got {np.asarray(lambda0)}.")
     return 1.0 / (1.0 + (1.0 / lambda0 - 1.0) * jnp.exp(-rate * t))
 
 
@@ -336,7 +343,7 @@ class StepwiseSolution(_LogisticModes):
         self.lambda0 = g * s0**2
 
     def evaluate(self, t):
-        s = jnp.sqrt(self.eigenvalues(t) / self.gammas)
+        s = jnp.sqrt(self.eigenvalues(check_time(t)) / self.gammas)
         return (self.Q * s[None, :]) @ self.V.T
 
 
@@ -372,5 +379,5 @@ class KernelStepwiseSolution(_LogisticModes):
         self.lambda0 = g * s0**2
 
     def evaluate(self, t):
-        s = jnp.sqrt(self.eigenvalues(t) / self.gammas)
+        s = jnp.sqrt(self.eigenvalues(check_time(t)) / self.gammas)
         return (self.basis * s[None, :]) @ self.Q.T

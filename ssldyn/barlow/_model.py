@@ -135,6 +135,6 @@ def small_random_init(key, k: int, d: int, *, scale: float, dtype=None) -> jax.A
         raise TypeError(f"`key` must be a jax.random key, got {type(key).__name__}.")
     d = check_int(d, "d", minimum=1)
     k = check_rank_k(k, d)
-    check_positive(scale, "scale")
+    check_positive(scale, "scale", scalar=True)
     dtype = dtype or jnp.result_type(float)
     return scale / np.sqrt(d) * jax.random.normal(key, (k, d), dtype)

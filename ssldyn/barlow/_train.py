@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from .._linalg import sym
-from .._training import TrainResult, check_loop, run_steps
+from .._training import TrainResult, check_loop, finite_result, run_steps
 from .._validation import as_array, check_same_cols, check_same_rows
 from ._loss import check_off_diagonal, correlation_loss
 
@@ -24,6 +24,7 @@ def _corr(W, X1, X2):
     return sym(Z.T @ Zp) / X1.shape[0]
 
 
+@finite_result()
 def train_barlow_gd(W0, X1, X2, lr, n_steps: int, *, save_every: int | None = None, off_diagonal=1.0,
                     include_initial: bool = True) -> TrainResult:
     r"""Full-batch GD on the linear Barlow Twins loss of the views (gradient by autodiff).

@@ -26,7 +26,7 @@ from .._flows import AbstractFlow
 from .._linalg import as_hyper, sym
 from .._solution import AbstractSolution
 from .._stats import ViewStats
-from .._validation import as_array, check_choice, check_positive, is_concrete
+from .._validation import as_array, check_choice, check_positive, check_time, is_concrete
 from ._model import (
     CORRELATIONS,
     LOSSES,
@@ -465,6 +465,7 @@ class IsoLossModeSolution(_ModeSolution):
     """
 
     def evaluate(self, t) -> Float[Array, "*shape"]:
+        t = check_time(t)  # finite and >= 0 (concrete values)
         pstar = self.p_star
         return pstar / (1.0 + (pstar / self.p0 - 1.0) * jnp.exp(-2.0 * self.exponent * self.lam * jnp.asarray(t)))
 
@@ -502,7 +503,7 @@ class BYOLModeSolution(_ModeSolution):
         return val / (2.0 * self.exponent * self.lam)
 
     def evaluate(self, t) -> Float[Array, "*shape"]:
-        t = jnp.asarray(t, dtype=self.p0.dtype)
+        t = check_time(t).astype(self.p0.dtype)  # finite and >= 0 (concrete values)
         p0b, tb = jnp.broadcast_arrays(self.p0, t)
         lo, hi = p0b, jnp.full_like(p0b, self.p_star)
 

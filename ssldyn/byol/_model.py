@@ -233,7 +233,7 @@ def gaussian_views(key, n: int, lam, lam_aug) -> tuple[Float[Array, "n d"], Floa
     from `key` (`ssldyn._training.fast_key`: fast to compile; deterministic per backend).
     """
     n = check_int(n, "n", minimum=1)
-    lam, lam_aug = jnp.broadcast_arrays(as_array(lam, "lam", ndim=(0, 1)), as_array(lam_aug, "lam_aug", ndim=(0, 1)))
+    lam, lam_aug = jnp.broadcast_arrays(as_array(lam, "lam", ndim=(0, 1), nonempty=True), as_array(lam_aug, "lam_aug", ndim=(0, 1)))
     check_positive(lam, "lam", allow_zero=True)
     check_positive(lam_aug, "lam_aug", allow_zero=True)
     d = lam.shape[0] if lam.ndim else 1
@@ -246,7 +246,7 @@ def gaussian_views(key, n: int, lam, lam_aug) -> tuple[Float[Array, "n d"], Floa
 
 def gaussian_view_stats(lam, lam_aug) -> ViewStats:
     """Population `ViewStats` of `gaussian_views`: `C0 = diag(λ+λ')`, `C+ = diag(λ)`, `D+ = 2 diag(λ')`."""
-    lam, lam_aug = jnp.broadcast_arrays(as_array(lam, "lam", ndim=1), as_array(lam_aug, "lam_aug", ndim=(0, 1)))
+    lam, lam_aug = jnp.broadcast_arrays(as_array(lam, "lam", ndim=1, nonempty=True), as_array(lam_aug, "lam_aug", ndim=(0, 1)))
     check_positive(lam, "lam", allow_zero=True)
     check_positive(lam_aug, "lam_aug", allow_zero=True)
     return ViewStats(C0=jnp.diag(lam + lam_aug), Cp=jnp.diag(lam), Dp=jnp.diag(2.0 * lam_aug))

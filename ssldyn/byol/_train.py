@@ -14,7 +14,7 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._linalg import sym
-from .._training import TrainResult, check_loop, run_steps, step_keys
+from .._training import TrainResult, check_loop, finite_result, run_steps, step_keys
 from .._validation import as_array, check_choice, check_int, check_positive, is_concrete
 from ._loss import euclidean_byol_loss, isoloss
 from ._model import CORRELATIONS, LOSSES, BYOLState, as_state, ema, flag, gaussian_views, predictor_matrix
@@ -22,6 +22,7 @@ from ._model import CORRELATIONS, LOSSES, BYOLState, as_state, ema, flag, gaussi
 PREDICTORS = ("trained", "closed_form")
 
 
+@finite_result()
 def train_linear_byol(key: PRNGKeyArray, state0: BYOLState, *, lam: Float[Array, " d"],
                       lam_aug: float | Float[Array, "*d"], lr: float | Float[Array, ""], n_steps: int,
                       batch_size: int, alpha_p=1.0, weight_decay=0.0, beta=None, predictor: str = "trained",

@@ -34,7 +34,8 @@ from jaxtyping import Array, Float
 from .._flows import AbstractFlow, GradientFlow
 from .._linalg import sym, symmetric_pair
 from .._solution import AbstractSolution
-from .._validation import as_array, check_choice, check_positive, check_symmetric
+from .._validation import (all_finite, as_array, check_choice, check_positive, check_symmetric, check_time,
+                           in_trace)
 from ._loss import _ce_rows, distance_logits, dot_logits, gaussian_info_nce
 
 
@@ -71,17 +72,21 @@ class GaussianInfoNCEFlow(AbstractFlow):
 
 def stationary_gram(C_pos, C0, temperature) -> jax.Array:
     r"""`WᵀW = τ C0⁻¹ C+ C0⁻¹` at the full-rank (k = d) stationary point of `GaussianInfoNCEFlow`."""
-    C_pos = as_array(C_pos, "C_pos", ndim=2)
-    C0 = as_array(C0, "C0", ndim=2)
-    check_positive(temperature, "temperature")
-    inv = jnp.linalg.inv(sym(C0))
-    return temperature * sym(inv @ sym(C_pos) @ inv)
+    C_pos, C0 = symmetric_pair(C_pos, C0, ("C_pos", "C0"))
+    check_positive(temperature, "temperature", scalar=True)
+    inv = jnp.linalg.inv(C0)
+    G = temperature * sym(inv @ C_pos @ inv)
+    if not in_trace(G) and not all_finite(G):
+        raise ValueError("`C0` must be invertible (a positive-definite covariance): its inverse is not finite.")
+    return G
 
 
 def stationary_spectrum(C_pos, C0, temperature, Sigma_x=None) -> jax.Array:
     r"""Eigenvalues (descending) of the stationary embedding covariance `W Σ_x Wᵀ` (default Σ_x = C+)."""
     G = stationary_gram(C_pos, C0, temperature)
     S = as_array(C_pos if Sigma_x is None else Sigma_x, "Sigma_x", ndim=2)
+    if S.shape != G.shape:
+        raise ValueError(f"`Sigma_x` must have the shape {tuple(G.shape)} of `C0`, got {tuple(S.shape)}.")
     ev, P = jnp.linalg.eigh(sym(S))
     root = (P * jnp.sqrt(jnp.clip(ev, 0.0))) @ P.T
     return jnp.linalg.eigvalsh(sym(root @ G @ root))[::-1]
@@ -166,4 +171,5 @@ class FrozenXSolution(AbstractSolution):
         self.mu = mu * flow.rate
 
     def evaluate(self, t):
+        t = check_time(t)  # finite and >= 0 (concrete values)
         return ((self.W0 @ self.P) * jnp.exp(self.mu * t)[None, :]) @ self.P.T

@@ -32,7 +32,7 @@ def noised_mask(d: int = 16, n_noised: int = 8) -> jax.Array:
 
 def toy_moments(sigma_aug, *, d: int = 16, n_noised: int = 8) -> tuple[jax.Array, jax.Array]:
     r"""Population moments of the toy's views: `(C+, C0) = (I, I + σ_aug² diag(0_{d−n}, 1_n))`."""
-    check_positive(sigma_aug, "sigma_aug", allow_zero=True)
+    check_positive(sigma_aug, "sigma_aug", allow_zero=True, scalar=True)
     mask = noised_mask(d, n_noised)
     C0 = jnp.diag(1.0 + jnp.where(mask, jnp.asarray(sigma_aug, jnp.result_type(float)) ** 2, 0.0))
     return jnp.eye(mask.shape[0], dtype=C0.dtype), C0
@@ -47,8 +47,8 @@ def sample_inputs(key, n: int, d: int = 16, *, dtype=None) -> jax.Array:
 
 def augment(key, X, sigma_aug, n_noised: int = 8) -> jax.Array:
     r"""One view `x + σ_aug [0; ε]` of each row of `X`, noise on the last `n_noised` coordinates."""
-    X = as_array(X, "X", ndim=(2, 3))
-    check_positive(sigma_aug, "sigma_aug", allow_zero=True)
+    X = as_array(X, "X", ndim=(2, 3), nonempty=True)
+    check_positive(sigma_aug, "sigma_aug", allow_zero=True, scalar=True)
     mask = noised_mask(X.shape[-1], n_noised)
     return X + sigma_aug * mask * jax.random.normal(key, X.shape, X.dtype)
 

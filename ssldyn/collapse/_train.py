@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from .._training import TrainResult, check_loop, fast_key, run_steps, step_keys
+from .._training import TrainResult, check_loop, fast_key, finite_result, run_steps, step_keys
 from .._validation import as_array, check_int, check_keys, check_positive
 from ._loss import _ce_rows, dot_logits
 from ._model import noised_mask
@@ -30,6 +30,7 @@ def epoch_batches(key, n_pool: int, batch_size: int, n_steps: int) -> jax.Array:
     return perms[:, :per_epoch * batch_size].reshape(-1, batch_size)[:n_steps]
 
 
+@finite_result()
 def train_collapse_sgd(keys, params0, pool, *, sigma_aug, temperature, lr, n_steps: int, batch_size: int = 128,
                        n_noised: int = 8, save_every: int | None = None, include_initial: bool = True) -> TrainResult:
     r"""SGD on the toy: each step a minibatch (without replacement, by epochs), two fresh views, one
@@ -47,6 +48,15 @@ def train_collapse_sgd(keys, params0, pool, *, sigma_aug, temperature, lr, n_ste
     check_positive(temperature, "temperature")
     n_steps, save_every = check_loop(lr, n_steps, save_every)
     batch_size = check_int(batch_size, "batch_size", minimum=2, maximum=pool.shape[0])
+    if not (isinstance(params0, (tuple, list)) and len(params0) == 2):
+        raise TypeError(f"`params0` must be a pair (W0, b0) (`fanin_uniform_init`), got {type(params0).__name__}.")
+    W0, b0 = as_array(params0[0], "params0[0]", ndim=(2, 3)), as_array(params0[1], "params0[1]", ndim=(1, 2))
+    lead = () if single else (keys.shape[0],)
+    if W0.shape[:-2] != lead or W0.shape[-1] != pool.shape[1] or b0.shape != lead + (W0.shape[-2],):
+        raise ValueError(f"`params0` must be (W0 {lead + ('k', pool.shape[1])}, b0 {lead + ('k',)}) for "
+                         f"{'one key' if single else f'{lead[0]} keys'} and a pool of dimension {pool.shape[1]}, got "
+                         f"shapes {tuple(W0.shape)} and {tuple(b0.shape)}.")
+    params0 = (W0, b0)
     mask = noised_mask(pool.shape[1], n_noised).astype(pool.dtype)
     run = jax.vmap(_train, in_axes=(0, 0, None, None, None, None, None, None, None, None, None)) if not single \
         else _train

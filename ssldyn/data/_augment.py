@@ -29,7 +29,7 @@ import numpy as np
 from jax.scipy.ndimage import map_coordinates
 from jaxtyping import Array, Float
 
-from .._validation import as_array, check_positive, is_concrete
+from .._validation import as_array, check_positive, check_probability, is_concrete, to_jax
 
 Augmentation = Callable[[jax.Array, jax.Array], jax.Array]
 
@@ -59,11 +59,7 @@ def _check_int(value, name: str) -> None:
 
 
 def _check_unit(value, name: str) -> None:
-    if not is_concrete(value):
-        return
-    v = np.asarray(value, dtype=float)
-    if not (np.all(np.isfinite(v)) and np.all(v >= 0) and np.all(v <= 1)):
-        raise ValueError(f"`{name}` must be a probability in [0, 1], got {value}.")
+    check_probability(value, name, scalar=True)  # one number in [0, 1]; strings and complex numbers: TypeError
 
 
 # --------------------------------------------------------------------------------------------------
@@ -76,7 +72,7 @@ def _per_image(kernel, X, value, name: str, shape: tuple, *, integer: bool):
     X, single = _batch(X)
     n, d = X.shape
     _side(d)  # raises unless d is a perfect square (the kernel recomputes the side)
-    value = jnp.asarray(value) if integer else jnp.asarray(value, dtype=X.dtype)
+    value = to_jax(value, name, "a number or an array of numbers") if integer else as_array(value, name).astype(X.dtype)
     if integer and is_concrete(value) and not jnp.issubdtype(value.dtype, jnp.integer):
         raise TypeError(f"`{name}` must hold integers (whole pixels), got dtype {value.dtype}.")
     if value.shape not in (shape, (n,) + shape):
@@ -171,7 +167,7 @@ def gaussian_noise(key, X: Float[Array, "*n d"], std=0.1) -> Float[Array, "*n d"
     - The noisy data, same shape and dtype as `X`.
     """
     X, single = _batch(X)
-    check_positive(std, "std", allow_zero=True)
+    check_positive(std, "std", allow_zero=True, scalar=True)
     out = _noise_kernel(key, X, jnp.asarray(std, X.dtype))
     return out[0] if single else out
 
@@ -226,7 +222,7 @@ def random_rotation(key, X: Float[Array, "*n d"], max_degrees=10.0) -> Float[Arr
     """
     X, single = _batch(X)
     _side(X.shape[1])
-    check_positive(max_degrees, "max_degrees", allow_zero=True)
+    check_positive(max_degrees, "max_degrees", allow_zero=True, scalar=True)
     out = _random_rotation_kernel(key, X, jnp.asarray(max_degrees, X.dtype))
     return out[0] if single else out
 

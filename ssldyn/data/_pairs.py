@@ -97,7 +97,7 @@ def make_views(key, X, augment: Augmentation | None = default_augmentation, *,
     if not callable(aug):
         raise TypeError(f"`augment` must be a callable (key, X) -> X or None, got {type(aug).__name__}.")
     if negatives and X.shape[0] < 2:
-        raise ValueError(f"Negatives need at least 2 samples (j != i), got n = {X.shape[0]}.")
+        raise ValueError(f"`X` must have at least 2 rows for negatives (j != i), got n = {X.shape[0]}.")
     kernel = _make_views_jit if _hashable(aug) else _make_views_impl
     return kernel(key, X, aug, bool(negatives), bool(augment_anchors))
 

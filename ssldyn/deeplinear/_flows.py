@@ -30,7 +30,7 @@ from jaxtyping import Array, Float
 
 from .._flows import AbstractFlow
 from .._solution import AbstractSolution
-from .._validation import as_array, check_positive, in_trace, is_concrete
+from .._validation import as_array, check_int, check_positive, check_time, in_trace, is_concrete
 from ._loss import deep_linear_loss
 from ._model import io_modes
 
@@ -49,7 +49,7 @@ class DeepLinearFlow(AbstractFlow):
     Sigma_yx: Float[Array, "o d"]
 
     def __init__(self, Sigma_yx):
-        self.Sigma_yx = as_array(Sigma_yx, "Sigma_yx", ndim=2)
+        self.Sigma_yx = as_array(Sigma_yx, "Sigma_yx", ndim=2, nonempty=True)
 
     def vector_field(self, t, y):
         W1, W2 = y
@@ -72,8 +72,21 @@ class DeepLinearFlow(AbstractFlow):
 
 
 def balanced_mode_strength(t, s, a0) -> jax.Array:
-    r"""Balanced mode strength `a(t) = s / (1 + (s/a0 − 1) e^{−2st})` (a1 = a2, a = a1a2)."""
+    r"""Balanced mode strength `a(t) = s / (1 + (s/a0 − 1) e^{−2st})` (a1 = a2, a = a1a2).
+
+    `t` finite times ≥ 0; `s`, `a0` positive finite strengths (broadcast together)."""
+    t, s, a0 = _check_strengths(t, s=s, a0=a0)
     return s / (1.0 + (s / a0 - 1.0) * jnp.exp(-2.0 * s * t))
+
+
+def _check_strengths(t, **positive):
+    """`t` as finite times ≥ 0 and each named strength as a finite, positive array (names in messages)."""
+    out = [check_time(t, "t")]
+    for name, value in positive.items():
+        value = as_array(value, name)
+        check_positive(value, name)
+        out.append(value)
+    return out
 
 
 def _check_mode(s, a0, af=None):
@@ -109,7 +122,12 @@ def mode_time(a, s, a1_0, a2_0) -> jax.Array:
 
 def mode_strength(t, s, a1_0, a2_0, *, iterations: int = 200) -> jax.Array:
     r"""Mode strength `a(t)` of an unbalanced mode, by inverting the exact `mode_time` with bisection
-    (monotone on the interval between `a0 = a1_0 a2_0 > 0` and `s`; `iterations` halvings)."""
+    (monotone on the interval between `a0 = a1_0 a2_0 > 0` and `s`; `iterations` halvings).
+
+    `t` finite times ≥ 0; `s`, `a1_0`, `a2_0` positive finite numbers (broadcast together)."""
+    t, s, a1_0, a2_0 = _check_strengths(t, s=s, a1_0=a1_0, a2_0=a2_0)
+    iterations = check_int(iterations, "iterations", minimum=1)
+    t, s, a1_0, a2_0 = jnp.broadcast_arrays(t, s, a1_0, a2_0)  # any broadcast shape (e.g. a vector of times)
     a0 = a1_0 * a2_0
     lo, hi = jnp.minimum(a0, s), jnp.maximum(a0, s)
     rising = a0 < s
@@ -164,6 +182,10 @@ class DeepLinearModeSolution(AbstractSolution):
         return mode_time(af, self.s, self.a1_0, self.a2_0)
 
     def evaluate(self, t):
+        t = check_time(t)
+        if t.ndim != 0:
+            raise ValueError(f"`t` must be one time (a scalar); use `.trajectory(ts)` for several, got shape "
+                             f"{tuple(t.shape)}.")
         a = self.strengths(t)
         c = self.a1_0**2 - self.a2_0**2
         root = jnp.sqrt(c**2 + 4 * a**2)

@@ -27,7 +27,7 @@ def io_correlation(X, Y) -> jax.Array:
 
 def io_modes(Sigma_yx, r: int) -> tuple[jax.Array, jax.Array, jax.Array]:
     r"""Top-r singular triplets of `Σ_yx` (o, d): `(s (r,), U (o, r), V (d, r))`, s descending and positive."""
-    S = as_array(Sigma_yx, "Sigma_yx", ndim=2)
+    S = as_array(Sigma_yx, "Sigma_yx", ndim=2, nonempty=True)
     r = check_rank_k(r, min(S.shape), "r")
     U, s, Vt = jnp.linalg.svd(S, full_matrices=False)
     s, U, V = s[:r], U[:, :r], Vt[:r].T

@@ -250,6 +250,96 @@ def _convert(raw: str, default, key: str):
         raise ValueError(f"bad value for {key!r}: {err}") from err
 
 
+_COUNT_PREFIXES = ("n_",)
+_COUNT_SUFFIXES = ("_steps", "_saves", "_save", "_batch", "_size", "_samples", "_every", "_order", "_width",
+                   "_inits", "_per_class")
+_COUNT_NAMES = {"n_seeds", "epochs", "batch_size", "n_save"}
+_POSITIVE_FLOATS = ("lr", "rtol", "atol", "temperature")
+
+
+def int_minimum(name: str) -> int:
+    """The least value the generic check accepts for an int setting, by naming convention: a count
+    (`n_*`, `*_steps`, `*_saves`, `*_batch`, `*_size`, `*_samples`, `*_every`, `*_order`, `*_width`,
+    `*_inits`, `*_per_class`, `epochs`, `batch_size`) is ≥ 1; every other int (a seed, a shift, an offset,
+    a dimension or a number of seeds of one arm, which the experiment's `validate` bounds) is ≥ 0."""
+    if name in _COUNT_NAMES or name.startswith(_COUNT_PREFIXES) or name.endswith(_COUNT_SUFFIXES):
+        return 1
+    return 0
+
+
+def _must_be_positive(name: str) -> bool:
+    """Floats named `lr`, `*_lr`, `rtol`, `atol`, `*_rtol`, `*_atol`, `temperature`, `*_temperature` are > 0."""
+    return any(name == p or name.endswith("_" + p) for p in _POSITIVE_FLOATS)
+
+
+def _type_name(like) -> str:
+    if isinstance(like, bool):
+        return "a bool (true/false)"
+    if isinstance(like, int):
+        return "an int"
+    if isinstance(like, float):
+        return "a finite number"
+    if isinstance(like, str):
+        return "a string"
+    return f"a {type(like).__name__}"
+
+
+def _check_value(name: str, value, like, where: str) -> None:
+    """Raise unless `value` has the type of the default `like` (recursively for tuples)."""
+    what = f"configuration field `{name}`{where}"
+    if isinstance(like, bool):
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{what} must be true or false, got {value!r}")
+    elif isinstance(like, (int, np.integer)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{what} must be an int, got {value!r}")
+        if not where and value < int_minimum(name):
+            raise ValueError(f"{what} must be an int >= {int_minimum(name)}, got {value!r}")
+        if where and value < 0:
+            raise ValueError(f"{what} must be an int >= 0, got {value!r}")
+    elif isinstance(like, (float, np.floating)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise TypeError(f"{what} must be a number, got {value!r}")
+        if not np.isfinite(value):
+            raise ValueError(f"{what} must be a finite number, got {value!r}")
+        if not where and _must_be_positive(name) and value <= 0:
+            raise ValueError(f"{what} must be positive, got {value!r}")
+    elif isinstance(like, str):
+        if not isinstance(value, str):
+            raise TypeError(f"{what} must be a string, got {value!r}")
+    elif isinstance(like, tuple):
+        if not isinstance(value, (tuple, list)):
+            raise TypeError(f"{what} must be a tuple, got {value!r}")
+        if not value:
+            raise ValueError(f"{what} must not be empty")
+        if not like:
+            return
+        if len({type(x) for x in like}) > 1:  # a record, e.g. (J, sigma_x2, kappa, e): position by position
+            if len(value) != len(like):
+                raise ValueError(f"{what} must have {len(like)} entries like {like!r}, got {value!r}")
+            for i, (item, lx) in enumerate(zip(value, like)):
+                _check_value(name, item, lx, f"{where}[{i}]")
+            return
+        for i, item in enumerate(value):
+            _check_value(name, item, like[0], f"{where}[{i}]")
+
+
+def check_config(config) -> None:
+    """The generic check of every setting, derived from the config dataclass's defaults: a setting has
+    the type of its default (bools are bools, ints are ints, floats are finite numbers, strings are
+    strings, tuples are non-empty tuples whose items have the type of the default's items); ints are
+    ≥ 1 for counts and ≥ 0 otherwise (`int_minimum`); `lr`, `rtol`, `atol`, `temperature` (and
+    `*_lr`, ...) are > 0. Ranges that depend on the experiment are its `validate`'s job.
+    Raises `TypeError`/`ValueError` naming the field."""
+    for field in dataclasses.fields(config):
+        default = field.default
+        if default is dataclasses.MISSING and field.default_factory is not dataclasses.MISSING:
+            default = field.default_factory()
+        if default is dataclasses.MISSING or default is None:
+            continue
+        _check_value(field.name, getattr(config, field.name), default, "")
+
+
 def make_config(exp: Experiment, *, quick: bool = False, seed: int | None = None, overrides: dict | None = None):
     kw = dict(exp.quick) if quick else {}
     if seed is not None:
@@ -282,7 +372,8 @@ def run_experiment(
 
     **Returns:** the results dictionary (as written to `results.json`).
 
-    Refused before anything is written: a configuration that `exp.validate` rejects, an `out_dir` that
+    Refused before anything is written: a configuration that `check_config` (types and signs of every
+    setting, from the dataclass's defaults) or `exp.validate` rejects, an `out_dir` that
     is an existing file or cannot be created. A directory created by this call is removed again if
     the run fails before anything was saved in it. A stored cell without records is recomputed.
     """
@@ -292,6 +383,7 @@ def run_experiment(
     dtype = getattr(config, "dtype", None)
     if dtype is not None and dtype not in ("float32", "float64"):
         raise ValueError(f"`dtype` must be 'float32' or 'float64', got {dtype!r}")
+    check_config(config)  # every setting's type and sign, from the dataclass's defaults
     if exp.validate is not None:
         exp.validate(config)  # the whole configuration, before anything is written or computed
     out = Path(out_dir)
@@ -349,7 +441,9 @@ def _run(exp, config, out: Path, dtype, *, progress, fresh, max_cells, log) -> d
     cells = exp.cells(config)
     ids = [c["id"] for c in cells]
     if len(set(ids)) != len(ids):
-        raise RuntimeError(f"experiment {exp.name!r} produced duplicate cell ids")
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        raise ValueError(f"experiment {exp.name!r}: the configuration gives duplicate cells {dup[:5]} "
+                         "(a tuple setting with a repeated value?)")
     results.setdefault("cells", {})
     for c in cells:
         stored = results["cells"].get(c["id"])

@@ -499,6 +499,32 @@ def report(config, context, records, out_dir: Path) -> str:
 
 CELL_KINDS = {"aligned": run_aligned, "random": run_random, "kernel": run_kernel}
 
+def validate_config(config: BarlowStepwiseConfig) -> None:
+    """Ranges of the settings, checked before the first cell (the runner has already checked every
+    setting's type and sign); raises ValueError naming the field."""
+
+    def need(name, ok, want):
+        if not ok:
+            raise ValueError(f"configuration field `{name}` must be {want}, got {getattr(config, name)!r}")
+
+    c = config
+    need("n_pairs", 2 <= c.n_pairs <= 5000, "an int in [2, 5000] (the embedded MNIST digits)")
+    need("k", 1 <= c.k <= 392, "an int in [1, 392] (2k eigenmodes of the 784-pixel Γ are computed)")
+    need("lambda0", 0 < c.lambda0 < 1, "in (0, 1) (the initial eigenvalue scale of the aligned start)")
+    need("init_scale", c.init_scale > 0, "positive")
+    need("kernel_init_scale", c.kernel_init_scale > 0, "positive")
+    need("lr_factor", c.lr_factor > 0, "positive (η = lr_factor / γ_1)")
+    need("kernel_lr_factor", c.kernel_lr_factor > 0, "positive (η = kernel_lr_factor / γ_1)")
+    need("horizon", c.horizon > 0, "positive (t_max = horizon × the largest step time)")
+    need("n_saves", c.n_saves >= 2, "an int >= 2")
+    need("n_kernel_pairs", 1 <= c.n_kernel_pairs <= c.n_pairs, f"an int in [1, n_pairs = {c.n_pairs}]")
+    need("k_kernel", 1 <= c.k_kernel <= c.n_kernel_pairs, f"an int in [1, n_kernel_pairs = {c.n_kernel_pairs}]")
+    need("widths", all(h >= c.k_kernel for h in c.widths) and len(set(c.widths)) == len(c.widths),
+         f"different ints >= k_kernel = {c.k_kernel} (hidden units)")
+    need("n_seeds", c.n_seeds >= 1, "an int >= 1")
+    need("kernel_seeds", c.kernel_seeds >= 1, "an int >= 1")
+
+
 EXPERIMENT = register(Experiment.from_namespace(
     globals(),
     name="barlow-stepwise",

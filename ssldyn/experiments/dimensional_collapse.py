@@ -410,6 +410,26 @@ def report(config, context, records, out_dir: Path) -> str:
 
 CELL_KINDS = {"sgd": run_sgd, "frozen": run_frozen, "infinite": run_infinite}
 
+def validate_config(config: DimensionalCollapseConfig) -> None:
+    """Ranges of the settings, checked before the first cell (the runner has already checked every
+    setting's type and sign); raises ValueError naming the field."""
+
+    def need(name, ok, want):
+        if not ok:
+            raise ValueError(f"configuration field `{name}` must be {want}, got {getattr(config, name)!r}")
+
+    c = config
+    need("d", c.d >= 2, "an int >= 2 (clean and noised coordinates)")
+    need("n_noised", 1 <= c.n_noised <= c.d - 1, f"an int in [1, d - 1 = {c.d - 1}]")
+    need("n_pool", c.n_pool >= 2, "an int >= 2")
+    need("batch_size", 2 <= c.batch_size <= c.n_pool, f"an int in [2, n_pool = {c.n_pool}]")
+    need("n_saves", c.n_saves <= c.n_steps and c.n_steps % c.n_saves == 0,
+         f"a divisor of n_steps = {c.n_steps}")
+    need("sigmas", all(s >= 0 for s in c.sigmas), "non-negative augmentation strengths")
+    need("sigmas", len({f"{s:g}" for s in c.sigmas}) == len(c.sigmas), "different values (one cell each)")
+    need("strong_threshold", c.strong_threshold > 0, "positive")
+
+
 EXPERIMENT = register(Experiment.from_namespace(
     globals(),
     name="dimensional-collapse",

@@ -905,6 +905,41 @@ def report(config, context, records, out_dir):
     return "\n".join(body)
 
 
+def validate_config(config: Config) -> None:
+    """Ranges of the settings, checked before the first cell (the runner has already checked every
+    setting's type and sign); raises ValueError naming the field."""
+
+    def need(name, ok, want):
+        if not ok:
+            raise ValueError(f"configuration field `{name}` must be {want}, got {getattr(config, name)!r}")
+
+    c = config
+    known = ("portrait", "network", "directpred", "isoloss")
+    need("parts", "portrait" in c.parts and set(c.parts) <= set(known) and len(set(c.parts)) == len(c.parts),
+         f"different names among {known}, including 'portrait'")
+    need("n_grid", c.n_grid >= 2, "an int >= 2")
+    need("p_max", c.p_max > c.p_min, f"larger than p_min = {c.p_min}")
+    need("s_max", c.s_max > 0, "positive")
+    for name in ("t_portrait", "alpha_p", "net_t", "net_alpha_p", "net_init_scale", "net_beta", "dp_t",
+                 "iso_alpha", "iso_s_min"):
+        need(name, getattr(c, name) > 0, "positive")
+    for name in ("sigma2", "weight_decay", "net_aug", "net_weight_decay", "dp_eps_sqrt", "dp_eps_norm", "iso_sigma2"):
+        need(name, getattr(c, name) >= 0, "non-negative")
+    for name in ("omegas", "sigma2s"):
+        need(name, all(v >= 0 for v in getattr(c, name)), "non-negative values")
+    for name in ("alpha_ps", "betas", "net_lam"):
+        need(name, all(v > 0 for v in getattr(c, name)), "positive values")
+    for name in ("omegas", "sigma2s", "alpha_ps", "betas"):
+        need(name, len(set(getattr(c, name))) == len(getattr(c, name)), "different values (one cell each)")
+    need("net_k", 1 <= c.net_k <= len(c.net_lam), f"an int in [1, len(net_lam) = {len(c.net_lam)}]")
+    need("net_beta", c.net_beta * c.net_lr <= 1, f"at most 1 / net_lr = {1 / c.net_lr:g} (EMA momentum >= 0)")
+    need("iso_out", 1 <= c.iso_out <= c.iso_in, f"an int in [1, iso_in = {c.iso_in}]")
+    need("iso_s_max", c.iso_s_max >= c.iso_s_min, f"at least iso_s_min = {c.iso_s_min}")
+    need("iso_t", c.iso_t > 0.02, "larger than 0.02 (the first save time)")
+    need("iso_lr", c.iso_lr <= c.iso_t, f"at most iso_t = {c.iso_t} (at least one step)")
+    need("net_lr", c.net_lr <= c.net_t, f"at most net_t = {c.net_t} (at least one step)")
+
+
 EXPERIMENT = register(Experiment.from_namespace(
     globals(),
     name="directpred",

@@ -682,6 +682,39 @@ def report(config, context, records, out_dir) -> str:
     return "\n".join(body)
 
 
+def validate_config(config: Config) -> None:
+    """Ranges of the settings, checked before the first cell (the runner has already checked every
+    setting's type and sign); raises ValueError naming the field."""
+
+    def need(name, ok, want):
+        if not ok:
+            raise ValueError(f"configuration field `{name}` must be {want}, got {getattr(config, name)!r}")
+
+    c = config
+    for a2 in (*c.alpha2s, c.alpha2_ref):
+        try:
+            _model(c, a2)
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"configuration fields `d`, `P`, `s`, `sigma_xi`, `alpha1`, `alpha2s`: {err}") from err
+    need("alpha2s", all(0 < a < c.alpha1 for a in c.alpha2s) and len(set(c.alpha2s)) == len(c.alpha2s),
+         f"different values in (0, alpha1 = {c.alpha1}) (v1 is the strong feature)")
+    need("alpha2_ref", 0 < c.alpha2_ref < c.alpha1, f"in (0, alpha1 = {c.alpha1})")
+    need("w2_v2", len(c.w2_v2) == len(c.w2_v1), f"as many entries as w2_v1 ({len(c.w2_v1)}, one per initialisation)")
+    for name in ("w1_v1", "w1_v2"):
+        need(name, 0 <= getattr(c, name) <= 1, "a cosine in [0, 1]")
+    for name in ("w2_v1", "w2_v2"):
+        need(name, all(0 <= v <= 1 for v in getattr(c, name)), "cosines in [0, 1]")
+    need("lr_ratio", c.lr_ratio > 0, "positive")
+    need("lr_ratios", all(r > 0 for r in c.lr_ratios), "positive values")
+    need("t_max", c.t_max > 0, "positive")
+    need("n_save", c.n_save >= 2, "an int >= 2")
+    need("sgd_batch", c.sgd_batch >= 2, "an int >= 2")
+    need("sgd_t_max", c.sgd_t_max >= c.sgd_lr, f"at least sgd_lr = {c.sgd_lr} (at least one step)")
+    need("gd_lrs", all(v > 0 for v in c.gd_lrs) and len(set(c.gd_lrs)) == len(c.gd_lrs),
+         "different positive learning rates")
+    need("threshold", 0 < c.threshold < 1, "in (0, 1) (a cosine)")
+
+
 EXPERIMENT = register(Experiment.from_namespace(
     globals(),
     name="wen-li-head",

@@ -808,6 +808,43 @@ def report(config, context, records, out_dir: Path) -> str:
 
 CELL_KINDS = {"sgd": run_sgd, "ode": run_ode, "frozen-linear": run_frozen_linear, "rates": run_rates}
 
+def validate_config(config: WenLiSparseConfig) -> None:
+    """Ranges of the settings, checked before the first cell (the runner has already checked every
+    setting's type and sign); raises ValueError naming the field."""
+
+    def need(name, ok, want):
+        if not ok:
+            raise ValueError(f"configuration field `{name}` must be {want}, got {getattr(config, name)!r}")
+
+    c = config
+    need("d", c.d >= 1, "an int >= 1")
+    need("d1", c.d1 >= c.d, f"an int >= d = {c.d} (the dictionary has d atoms in d1 dimensions)")
+    need("m", c.m >= 1, "an int >= 1")
+    need("p", 0 < c.p <= 1, "a probability in (0, 1]")
+    need("ramp_fraction", 0 <= c.ramp_fraction <= 1, "in [0, 1]")
+    need("threshold", 0 < c.threshold < 1, "in (0, 1)")
+    for name in ("noise_std", "weight_decay", "beta_max", "aug_noise_std"):
+        need(name, getattr(c, name) >= 0, "non-negative")
+    for name in ("sigma0", "small_lr_factor", "rate_fit_time"):
+        need(name, getattr(c, name) > 0, "positive")
+    need("batch_size", c.batch_size >= 2, "an int >= 2 (in-batch negatives)")
+    need("probe_samples", c.probe_samples >= 2, "an int >= 2")
+    need("n_saves", c.n_saves <= c.n_steps and c.n_steps % c.n_saves == 0, f"a divisor of n_steps = {c.n_steps}")
+    scaled = c.n_steps / c.small_lr_factor
+    need("small_lr_factor", abs(scaled - round(scaled)) <= 1e-9 and round(scaled) % c.n_saves == 0,
+         f"such that n_steps / small_lr_factor is a multiple of n_saves = {c.n_saves}")
+    for name in ("conditions", "ode_conditions", "small_lr_conditions"):
+        values = getattr(c, name)
+        need(name, set(values) <= set(CONDITIONS) and len(set(values)) == len(values),
+             f"different names among {tuple(CONDITIONS)}")
+    for name in ("ode_n_samples", "frozen_n_samples"):
+        need(name, all(n >= 2 for n in getattr(c, name)) and len(set(getattr(c, name))) == len(getattr(c, name)),
+             "different ints >= 2")
+    need("rate_ratios", all(r > 0 for r in c.rate_ratios), "positive values")
+    need("rate_sigma0s", all(s > 0 for s in c.rate_sigma0s) and len({f"{s:g}" for s in c.rate_sigma0s})
+         == len(c.rate_sigma0s), "different positive values (one cell each)")
+
+
 EXPERIMENT = register(Experiment.from_namespace(
     globals(),
     name="wen-li-sparse",

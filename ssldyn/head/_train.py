@@ -9,12 +9,13 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, Key, UInt32
 
-from .._training import TrainResult, check_loop, run_steps, step_keys
+from .._training import TrainResult, check_loop, finite_result, run_steps, step_keys
 from .._validation import as_array, check_int, check_keys, check_positive
 from ._loss import head_network_loss
 from ._model import HeadData, check_model, sample
 
 
+@finite_result()
 def train_head_sgd(key: Key[Array, "*seeds"] | UInt32[Array, "*seeds 2"], W0: Float[Array, "*seeds d 2"], *,
                    model: HeadData, lr, n_steps: int, batch_size: int, lr_ratio=1.0,
                    e0: Float[Array, "*seeds 2"] | None = None, save_every: int | None = None,

@@ -37,7 +37,7 @@ from ._sharding import (
 )
 from .._solve import STATUS_MESSAGES, SolveError, Trajectory, _check_solve_options, solve
 from .._manifolds import Sphere, Stiefel
-from .._validation import as_array, in_trace, to_jax
+from .._validation import as_array, in_trace, recording_checks, to_jax
 
 __all__ = ["solve_ensemble"]
 
@@ -58,33 +58,69 @@ def _arrays(tree, name: str):
 @eqx.filter_jit
 def _ensemble_jit(make_flow, params, y0s, shared, t0, t1, ts, rtol, atol, dt0, solver, max_steps, adjoint,
                   mesh, raise_inside):
+    found: list = []
+
     def one(p, y0, sh):
-        flow = make_flow(p) if sh is None else make_flow(p, sh)
+        # The constructor's value checks (symmetric statistics, finite entries) meet tracers here: record them
+        # (`recording_checks`) so that every member is checked on its concrete values after this call.
+        with recording_checks() as records:
+            flow = make_flow(p) if sh is None else make_flow(p, sh)
+        found[:] = [(name, tol, message) for name, _, tol, message in records]
+        checks = [jnp.asarray(v) for _, v, _, _ in records]
         # throw=False: failures are reported per member in `status` and raised once, below or in Python.
         traj = solve(flow, y0, t0, t1, ts=ts, rtol=rtol, atol=atol, dt0=dt0, solver=solver,
                      max_steps=max_steps, throw=False, adjoint=adjoint)
-        return traj, _constraint_violation(flow, y0)
+        return traj, _constraint_violation(flow, y0), checks
 
     batched = jax.vmap(one, in_axes=(0, 0, None))
     if mesh is None:
-        traj, violation = batched(params, y0s, shared)
+        traj, violation, checks = batched(params, y0s, shared)
     else:
         # One block of members per device, each with its own while loop: no communication while solving.
         axis = PartitionSpec(mesh.axis_names[0])
-        traj, violation = _shard_map(batched, mesh, in_specs=(axis, axis, PartitionSpec()), out_specs=axis)(
+        traj, violation, checks = _shard_map(batched, mesh, in_specs=(axis, axis, PartitionSpec()), out_specs=axis)(
             params, y0s, shared)
     if raise_inside:
         ys = traj.ys
         for code in (1, 2, 3):
             ys = eqx.error_if(ys, jnp.any(traj.status == code), f"solve_ensemble: {STATUS_MESSAGES[code]}")
         traj = eqx.tree_at(lambda tr: tr.ys, traj, ys)
-    return traj, violation
+    # `found` (names, tolerances, messages) is a static output: filter_jit returns it on every cached call too
+    return traj, violation, checks, tuple(found)
+
+
+def _members(bad: np.ndarray) -> str:
+    return ", ".join(str(i) for i in bad[:20]) + (", ..." if bad.size > 20 else "")
+
+
+def _check_members(violation, values, found, dtype, size: int) -> None:
+    """Check every member on its concrete values (the members are built inside `vmap`, where value checks
+    only record a traced violation): the initial state on its flow's manifold, then the value checks of
+    the flow's constructor (symmetric statistics, finite entries). Raises ValueError naming the failed
+    member indices; runs before any member's solver status is looked at."""
+    viol = np.asarray(gather_to_host(violation), dtype=np.float64)
+    tol = 1e-10 if dtype == jnp.float64 else 1e-5
+    bad = np.flatnonzero(~(viol <= tol))
+    if bad.size:
+        raise ValueError(
+            f"`y0s`: {bad.size} of {size} members are not on their flow's manifold (members {_members(bad)}; largest "
+            f"violation {np.max(viol[bad]):.3g} > {tol:g}, e.g. max |W^T W - I| for a constrained flow). Use "
+            "`ssldyn.stiefel_init` or orthonormalise each member with QR.")
+    for (name, rtol, message), value in zip(found, values):
+        v = np.asarray(gather_to_host(value), dtype=np.float64).reshape(size, -1).max(axis=1)
+        bad = np.flatnonzero(~(v <= rtol))
+        if bad.size:
+            worst = int(bad[np.argmax(np.nan_to_num(v[bad], nan=np.inf))])
+            why = message.format(name=name, value=v[worst], tol=rtol)
+            raise ValueError(f"`make_flow(params[e])`: {bad.size} of {size} members are invalid (members "
+                             f"{_members(bad)}): member {worst}: {why}.")
 
 
 def _constraint_violation(flow, y0):
     """How far a member's initial state is from its flow's manifold (0 for unconstrained flows):
     `max |WᵀW − I|` on the Stiefel/Grassmann manifolds, `|‖W‖_F − 1|` on the sphere. The members are
-    built inside the trace, where `check_initial` cannot look at values, so this is checked afterwards."""
+    built inside the trace, where `check_initial` cannot look at values: this is returned by the same
+    compiled call (no second trace of `make_flow`) and `_check_members` judges it on concrete values."""
     manifold = getattr(flow, "manifold", None)
     if isinstance(manifold, Stiefel) and isinstance(y0, jax.Array) and y0.ndim == 2:
         return jnp.max(jnp.abs(y0.T @ y0 - jnp.eye(y0.shape[1], dtype=y0.dtype)))
@@ -191,24 +227,16 @@ def solve_ensemble(
 
     if mesh is not None and not traced:  # everything else replicated over the mesh (needed across hosts)
         shared, t0, t1, ts, rtol, atol, dt0 = replicate((shared, t0, t1, ts, rtol, atol, dt0), mesh)
-    traj, violation = _ensemble_jit(make_flow, params, y0s, shared, t0, t1, ts, rtol, atol, dt0, solver,
-                                    int(max_steps), adjoint, mesh, bool(throw and traced))
-    traj, violation = unpad_ensemble((traj, violation), size)
+    traj, violation, checks, found = _ensemble_jit(make_flow, params, y0s, shared, t0, t1, ts, rtol, atol, dt0,
+                                                   solver, int(max_steps), adjoint, mesh, bool(throw and traced))
+    traj, violation, checks = unpad_ensemble((traj, violation, checks), size)
     if not traced:
-        viol = np.asarray(gather_to_host(violation), dtype=np.float64)
-        tol = 1e-10 if jax.tree_util.tree_leaves(y0s)[0].dtype == jnp.float64 else 1e-5
-        bad = np.flatnonzero(~(viol <= tol))
-        if bad.size:
-            shown = ", ".join(str(i) for i in bad[:20]) + (", ..." if bad.size > 20 else "")
-            raise ValueError(
-                f"`y0s`: {bad.size} of {size} members are not on their flow's manifold (members {shown}; largest "
-                f"violation {np.max(viol[bad]):.3g} > {tol:g}, e.g. max |W^T W - I| for a constrained flow). Use "
-                "`ssldyn.stiefel_init` or orthonormalise each member with QR.")
+        _check_members(violation, checks, found, jax.tree_util.tree_leaves(y0s)[0].dtype, size)
     if throw and not traced:
         status = gather_to_host(traj.status)
         bad = np.flatnonzero(status != 0)
         if bad.size:
-            shown = ", ".join(str(i) for i in bad[:20]) + (", ..." if bad.size > 20 else "")
+            shown = _members(bad)
             codes = "; ".join(f"status {c}: {STATUS_MESSAGES[int(c)]}" for c in np.unique(status[bad]))
             raise SolveError(f"solve_ensemble: {bad.size} of {size} members failed (members {shown}): {codes}")
     return traj

@@ -90,7 +90,8 @@ def _leading_size(tree, name: str) -> int:
     for leaf in leaves:
         shape = np.shape(leaf)
         if len(shape) == 0:
-            raise ValueError(f"Every array in `{name}` needs a leading ensemble axis, got a scalar.")
+            raise ValueError(f"Every array in `{name}` needs a leading ensemble axis, got a scalar (a Python list is "
+                             "a pytree of its items: pass `np.asarray(...)` for one stacked array).")
         sizes.add(shape[0])
     if len(sizes) != 1:
         raise ValueError(f"All arrays in `{name}` must have the same leading (ensemble) size, got {sorted(sizes)}.")

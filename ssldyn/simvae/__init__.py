@@ -19,9 +19,10 @@ solvers (`integrate_modes`, `integrate_linear`), and full-batch GD (`train_linea
 
 **Networks** (§5): `NetSpec`, `init_params`, `encode`, `decode`, `represent`, `train_networks`
 (SimVAE and the VAE, β-VAE, CR-VAE, SimCLR, VICReg baselines, optax Adam, vmapped seeds); data:
-`style_images` (known shift/rotation/thickness per image), `downsample`, `image_views`, `signal_views`.
+`style_images` (known shift/rotation/thickness per image), `downsample`, `image_views`, `signal_views`;
+probes: `mlp_probe`, `mlp_probes` (one-hidden-layer MLP, Adam, vmapped over seeds × labels).
 
-Stages: `_model`, `_data` → `_loss` → `_flows` → `_train` → `_analysis`.
+Stages: `_model`, `_data` → `_loss` → `_flows` → `_train` → `_metrics`, `_analysis`.
 
 References:
 - A. Bizeul, B. Schölkopf, C. Allen. *A Probabilistic Model behind Self-Supervised Learning.* TMLR 2024.
@@ -55,6 +56,9 @@ from ._loss import linear_loss as linear_loss
 from ._loss import simvae_loss as simvae_loss
 from ._loss import vae_loss as vae_loss
 from ._loss import vicreg_loss as vicreg_loss
+from ._metrics import MLPProbeResult as MLPProbeResult
+from ._metrics import mlp_probe as mlp_probe
+from ._metrics import mlp_probes as mlp_probes
 from ._model import LinearGaussianData as LinearGaussianData
 from ._model import LinearState as LinearState
 from ._model import ModeState as ModeState
@@ -79,4 +83,5 @@ __all__ = [
     "survives", "growth_rate", "survival_matrix", "n_surviving", "origin_jacobian",
     "METHODS", "NetSpec", "init_params", "encode", "decode", "represent", "train_networks", "train_linear_gd",
     "SimVAESolveError", "make_solver", "stiffness", "integrate_modes", "integrate_linear",
+    "MLPProbeResult", "mlp_probe", "mlp_probes",
 ]

@@ -51,13 +51,14 @@ def _G(data, k):
 
 
 def _dW(W, V, data, k):
-    D = data.dim
-    return k.alpha * V.T @ (jnp.eye(D, dtype=W.dtype) - V @ W) @ data.C0 - W @ _G(data, k)
+    # αVᵀ(I − VW)C0 − WG, ordered as α(VᵀC0 − (VᵀV)(WC0)) − WG: no D×D intermediate (I − VW)
+    C0 = data.C0
+    return k.alpha * (V.T @ C0 - (V.T @ V) @ (W @ C0)) - W @ _G(data, k)
 
 
 def _dV(W, V, Lam, data, k):
-    C0 = data.C0
-    return k.alpha * (C0 @ W.T - V @ (W @ C0 @ W.T + Lam))
+    WC0 = W @ data.C0  # C0 symmetric: C0 Wᵀ = (W C0)ᵀ
+    return k.alpha * (WC0.T - V @ (WC0 @ W.T + Lam))
 
 
 def _grad_Lam(V, Lam_inv, k):

@@ -346,8 +346,8 @@ def linearised_rates(data: SparseCoding, augmentation: Augmentation = "mask", *,
     """
     data = check_data(data)
     check_augmentation(augmentation)
-    check_positive(temperature, "temperature")
-    check_positive(weight_decay, "weight_decay", allow_zero=True)
+    check_positive(temperature, "temperature", scalar=True)
+    check_positive(weight_decay, "weight_decay", allow_zero=True, scalar=True)
     k = _kappa(batch_size) * (1.0 if stop_gradient else 2.0) / temperature
     p, s2, ratio = data.p, data.noise_std**2, data.d / data.d1
     if augmentation == "mask":

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._validation import as_array, check_int, check_positive, check_probability, is_concrete
+from .._validation import as_array, check_int, check_positive, check_probability, check_time
 
 
 def brelu(u, b=0.0):
@@ -37,6 +37,9 @@ def brelu(u, b=0.0):
 
     References: Wen & Li, ICML 2021 (arXiv:2105.15134); theory file `wen_li2021_feature_learning.md` §3.
     """
+    u = as_array(u, "u")
+    b = as_array(b, "b")
+    check_positive(b, "b", allow_zero=True)
     return jax.nn.relu(u - b) - jax.nn.relu(-u - b)
 
 
@@ -51,7 +54,7 @@ def init_neurons(key, d1: int, m: int, *, sigma0=0.02, dtype=None) -> Float[Arra
     """
     d1 = check_int(d1, "d1", minimum=1)
     m = check_int(m, "m", minimum=1)
-    check_positive(sigma0, "sigma0")
+    check_positive(sigma0, "sigma0", scalar=True)
     dtype = jnp.result_type(float) if dtype is None else dtype
     return sigma0 * jax.random.normal(key, (d1, m), dtype=dtype)
 
@@ -67,10 +70,10 @@ def bias_schedule(t, *, horizon, beta_max, ramp_fraction=0.5):
 
     References: Wen & Li, ICML 2021 (arXiv:2105.15134); theory file `wen_li2021_feature_learning.md` §3 (the schedule is a library choice).
     """
-    if is_concrete(horizon):
-        check_positive(horizon, "horizon")
-    check_positive(beta_max, "beta_max", allow_zero=True)
-    check_probability(ramp_fraction, "ramp_fraction")
+    t = check_time(t, "t")
+    check_positive(horizon, "horizon", scalar=True)
+    check_positive(beta_max, "beta_max", allow_zero=True, scalar=True)
+    check_probability(ramp_fraction, "ramp_fraction", scalar=True)
     return beta_ramp(t, horizon, beta_max, ramp_fraction)
 
 

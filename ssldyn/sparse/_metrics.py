@@ -101,7 +101,7 @@ def sparse_metrics(W: Float[Array, "*batch d1 m"], M: Float[Array, "d1 d"], *, t
     References: Wen & Li, ICML 2021 (arXiv:2105.15134); theory file `wen_li2021_feature_learning.md` §7.
     """
     W, M = _check_WM(W, M)
-    check_probability(threshold, "threshold")
+    check_probability(threshold, "threshold", scalar=True)
     return _sparse_metrics(W, M, jnp.asarray(threshold, W.dtype))
 
 

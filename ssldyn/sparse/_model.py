@@ -57,7 +57,7 @@ class SparseCoding(eqx.Module):
     noise_std: Float[Array, ""]
 
     def __init__(self, M, *, p, noise_std):
-        M = as_array(M, "M", ndim=2)
+        M = as_array(M, "M", ndim=2, nonempty=True)
         d1, d = M.shape
         if d > d1:
             raise ValueError(f"`M` must be (d1, d) with d <= d1 (orthonormal columns), got shape {(d1, d)}.")

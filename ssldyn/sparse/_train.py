@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float
 
-from .._training import TrainResult, check_loop, run_steps
+from .._training import TrainResult, check_loop, finite_result, run_steps
 from .._validation import as_array, check_int, check_keys, check_positive, check_probability
 from ._loss import beta_ramp, info_nce, thresholds
 from ._model import (AUGMENTATIONS, Augmentation, SparseCoding, check_augmentation, check_data, view_noise_scale,
@@ -41,6 +41,7 @@ SGDResult = TrainResult
 `SGDSaves` and `ts` (n_save,) the save times `η × steps`, starting at t = 0."""
 
 
+@finite_result()
 def train_sgd(keys, data: SparseCoding, W0: Float[Array, "*seeds d1 m"], *, augmentation: Augmentation = "mask",
               aug_noise_std=0.0, lr=0.05, n_steps: int = 3000, batch_size: int = 512, temperature=0.5,
               weight_decay=1e-3, beta_max=0.0, ramp_fraction=0.5, save_every: int | None = None,
