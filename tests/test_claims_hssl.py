@@ -57,3 +57,33 @@ def test_linear_and_equivariance_verdicts():
     assert E.claim_exact_equivariance(CFG, ok).verdict == "yes"
     bad = net("cnn", "hssl", [0.8], eq=1e-2, pool=1e-7) + net("lc", "hssl", [0.4], eq=1.3)
     assert E.claim_exact_equivariance(CFG, bad).verdict == "no"
+
+
+def net2d(ds, arch, mode, accs):
+    return [{"kind": "network2d", "dataset": ds, "group": E.DATASETS_2D[ds], "arch": arch, "mode": mode, "seed": s,
+             "acc": a, "equivariance_error": 0.0, "train_seconds": 1.0, "loss": [], "ts": []} for s, a in enumerate(accs)]
+
+
+def test_2d_equivalence_all_verdicts():
+    def recs(h_mnist, h_digits):
+        return (net2d("mnist", "cnn", "assl_fiber", [0.80, 0.81, 0.79]) + net2d("mnist", "cnn", "hssl", h_mnist)
+                + net2d("digits", "cnn", "assl_fiber", [0.60, 0.61, 0.59]) + net2d("digits", "cnn", "hssl", h_digits))
+
+    assert E.claim_2d_equivalence(CFG, recs([0.80, 0.80, 0.81], [0.60, 0.60, 0.61])).verdict == "yes"
+    assert E.claim_2d_equivalence(CFG, recs([0.80, 0.80, 0.81], [0.40, 0.40, 0.41])).verdict == "partly"
+    assert E.claim_2d_equivalence(CFG, recs([0.60, 0.60, 0.61], [0.40, 0.40, 0.41])).verdict == "no"
+    assert E.claim_2d_equivalence(CFG, net("cnn", "hssl", [0.8, 0.8])) is None          # 1-D records only
+
+
+def test_2d_structure_all_verdicts():
+    def recs(cnn_h, lc_h):
+        out = []
+        for ds in ("mnist", "digits"):
+            out += (net2d(ds, "cnn", "random", [0.50, 0.51, 0.49]) + net2d(ds, "lc", "random", [0.60, 0.61, 0.59])
+                    + net2d(ds, "cnn", "hssl", cnn_h) + net2d(ds, "lc", "hssl", lc_h))
+        return out
+
+    assert E.claim_2d_structure(CFG, recs([0.70, 0.71, 0.69], [0.60, 0.60, 0.61])).verdict == "yes"
+    assert E.claim_2d_structure(CFG, recs([0.50, 0.50, 0.51], [0.60, 0.60, 0.61])).verdict == "partly"
+    assert E.claim_2d_structure(CFG, recs([0.50, 0.50, 0.51], [0.80, 0.80, 0.81])).verdict == "no"
+    assert E.claim_2d_structure(CFG, []) is None

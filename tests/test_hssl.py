@@ -444,3 +444,120 @@ def test_p4_equivariance_and_fibers():
         H.rotation_element(np.array([[1.0, 0.0], [0.0, -1.0]]))         # a reflection
     with pytest.raises(TypeError, match="`g`"):
         H.rotate_p4(x, 0.5)
+
+
+# --------------------------------------------------------------------------------------------------
+# 2-D fiber maps, training pieces and image data
+# --------------------------------------------------------------------------------------------------
+
+def test_2d_conv_matches_lax_convolution():
+    """The patches × matrix circular convolution against wrap padding + lax.conv (a second formulation)."""
+    x = jax.random.normal(jax.random.key(0), (7, 7, 2))
+    w = jax.random.normal(jax.random.key(1), (3, 3, 2, 4))
+    ref = jax.lax.conv_general_dilated(jnp.pad(x, ((1, 1), (1, 1), (0, 0)), mode="wrap")[None], w, (1, 1), "VALID",
+                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))[0]
+    np.testing.assert_allclose(H._model._conv2d_circ(x, w), ref, atol=1e-12)
+    # the untied layer with every position's kernel equal to w is the convolution
+    np.testing.assert_allclose(H._model._conv2d_untied(x, jnp.broadcast_to(w, (7, 7) + w.shape)), ref, atol=1e-12)
+
+
+@pytest.mark.parametrize("group", ["translation", "p4"])
+def test_2d_fiber_maps_equivariance_and_group_coding(group):
+    S = 6
+    specs = {a: H.backbone2d_spec(group, a, side=S, channels=2, kernel=3, n_layers=2) for a in ("cnn", "lc")}
+    spec = specs["cnn"]
+    x = np.asarray(jax.random.uniform(jax.random.key(2), (S, S)))
+    G = spec.n_elements
+    for g in range(G):
+        # the action table against np.roll / np.rot90 of the image
+        a, b = divmod(g, spec.moduli[1])
+        ref = np.roll(x, (a, b), axis=(0, 1)) if group == "translation" else np.rot90(x, a)
+        np.testing.assert_array_equal(H.act_image(x, g, spec), ref)
+        assert int(H.element_compose(g, H.element_inverse(g, spec), spec)) == 0
+    # composition of int codes = composition of the actions
+    for g, h in [(1, G - 1), (G // 2, 3 % G), (G - 1, G - 1)]:
+        np.testing.assert_array_equal(H.act_image(H.act_image(x, g, spec), h, spec),
+                                      H.act_image(x, int(H.element_compose(g, h, spec)), spec))
+    X = jnp.asarray(jax.random.uniform(jax.random.key(3), (2, S, S)))
+    errs = {}
+    for arch, sp in specs.items():
+        p = H.init_backbone2d(jax.random.key(4), sp)
+        assert H.fibers2d(p, X[0], sp).shape == (G, 2)
+        errs[arch] = float(H.fiber_equivariance_error(p, X, G - 1, sp))
+    assert errs["cnn"] < 1e-12 and errs["lc"] > 0.05, errs
+    with pytest.raises(ValueError, match="`g`"):
+        H.act_image(x, G, spec)
+    with pytest.raises(TypeError, match="`g`"):
+        H.act_image(x, 1.0, spec)
+    with pytest.raises(ValueError, match="`x`"):
+        H.act_image(np.zeros((S + 1, S + 1)), 0, spec)
+
+
+def test_2d_hssl_pairs_equal_assl_fiber_pairs_for_the_cnn_only():
+    S, B = 6, 5
+    xb = jax.random.uniform(jax.random.key(5), (B, S, S))
+    for group in ("translation", "p4"):
+        g1 = jnp.arange(B) * 7 % (S * S if group == "translation" else 4)
+        g2 = (g1 + 3) % (S * S if group == "translation" else 4)
+        gaps = {}
+        for arch in ("cnn", "lc"):
+            sp = H.backbone2d_spec(group, arch, side=S, channels=3)
+            bp = H.init_backbone2d(jax.random.key(6), sp)
+            a = H.fiber_pairs_2d(bp, xb, g1, g2, sp, "assl_fiber")
+            h = H.fiber_pairs_2d(bp, xb, g1, g2, sp, "hssl")
+            gaps[arch] = max(float(jnp.max(jnp.abs(u - v)) / jnp.max(jnp.abs(u))) for u, v in zip(a, h))
+        assert gaps["cnn"] < 1e-12 and gaps["lc"] > 0.05, (group, gaps)
+
+
+def test_train_ssl_2d_runs_and_checks_input():
+    S = 6
+    sp = H.backbone2d_spec("p4", "cnn", side=S, channels=2)
+    X = jax.random.uniform(jax.random.key(7), (40, S, S))
+    keys = jax.random.split(jax.random.key(8), 2)
+    cfg = H.ssl_config("hssl", n_steps=4, batch_size=8, head=(4, 3), max_offset=1, save_every=2)
+    p1, l1, ts = H.train_ssl_2d(keys, X, sp, cfg)
+    assert l1.shape == (2, 2) and np.all(np.isfinite(np.asarray(l1)))
+    np.testing.assert_allclose(ts, [2 * cfg.lr, 4 * cfg.lr])                    # t = lr × steps
+    # the random mode returns untrained backbones with the trained modes' shapes
+    p0, l0, _ = H.train_ssl_2d(keys, X, sp, cfg._replace(mode="random"))
+    assert l0.shape == (2, 0) and p0["backbone"]["group"].shape == p1["backbone"]["group"].shape
+    Z = H.pooled_features_2d(p0["backbone"], jnp.concatenate([X, X, X[:20]]), sp)
+    ref = jnp.mean(H.fibers2d(jax.tree_util.tree_map(lambda a: a[1], p0["backbone"]), X[3], sp), axis=0)
+    np.testing.assert_allclose(Z[1, 3], ref, atol=1e-12)
+    with pytest.raises(ValueError, match="`X_train`"):
+        H.train_ssl_2d(keys, X[:, :5, :5], sp, cfg)
+    with pytest.raises(ValueError, match="`mode`"):
+        H.train_ssl_2d(keys, X, sp, cfg._replace(mode="hssl_aug"))
+    with pytest.raises(TypeError, match="`spec`"):
+        H.train_ssl_2d(keys, X, H.backbone_spec("cnn", length=12, dilations=(1,)), cfg)
+    with pytest.raises(ValueError, match="`n_layers`"):
+        H.backbone2d_spec("p4", n_layers=3)
+    with pytest.raises(ValueError, match="`group`"):
+        H.backbone2d_spec("scale")
+    with pytest.raises(ValueError, match="`X`"):
+        H.pooled_features_2d(p0["backbone"], X, sp)                          # 40 is not a multiple of 100
+
+
+def test_image_padding_downsampling_and_digits():
+    X = np.arange(2 * 8 * 8, dtype=float).reshape(2, 8, 8)
+    P = H.pad_images(X, 12)
+    assert P.shape == (2, 12, 12)
+    np.testing.assert_array_equal(P[:, 2:10, 2:10], X)
+    assert P.sum() == X.sum()                                                # the border is zero
+    D4 = H.downsample_images(X, 4)
+    ref = np.array([[[X[n, 4 * i:4 * i + 4, 4 * j:4 * j + 4].mean() for j in range(2)] for i in range(2)]
+                    for n in range(2)])
+    np.testing.assert_allclose(D4, ref)
+    with pytest.raises(ValueError, match="`side`"):
+        H.pad_images(X, 11)
+    with pytest.raises(ValueError, match="`factor`"):
+        H.downsample_images(X, 3)
+    with pytest.raises(ValueError, match="`X`"):
+        H.pad_images(X[0], 12)
+    sk = pytest.importorskip("sklearn.datasets")
+    Xd, yd = H.load_digits_padded(12)
+    raw = sk.load_digits()
+    assert Xd.shape == (1797, 12, 12) and yd.shape == (1797,)
+    np.testing.assert_allclose(Xd[:, 2:10, 2:10], raw.images / 16.0, atol=1e-7)
+    assert float(np.abs(Xd).sum()) == pytest.approx(float(np.abs(raw.images / 16.0).sum()), rel=1e-6)
+    np.testing.assert_array_equal(yd, raw.target)

@@ -13,7 +13,12 @@ Protocol (theory note §4; every size is a library choice, the paper's runs are 
 - evaluation: a logistic probe on globally pooled backbone features, held-out split;
 - sweep of `hssl` on the CNN over receptive field × offset range;
 - linear dynamics: the tied spectral-contrastive flow on the closed-form fiber `ViewStats` of the
-  training signals against full-batch GD on the same statistics at three learning rates.
+  training signals against full-batch GD on the same statistics at three learning rates;
+- 2-D cells (the CPU-sized analogue of the paper's Table 1): the embedded real MNIST digits
+  (`ssldyn.data.load_mnist("embedded")`, 2×2 average-pooled to 14×14) with cyclic translations of the
+  torus (circular 2-D CNN, fibers = the 196 positions) and scikit-learn's 8×8 digits zero-padded to
+  12×12 with p4 (lifting + group convolution, fibers = the 4 spatially pooled orientations), each
+  against its untied control, in the modes `assl`, `assl_fiber`, `hssl` and `random`.
 """
 
 from __future__ import annotations
@@ -74,16 +79,66 @@ class Config:
     linear_lrs: tuple = (0.2, 0.1, 0.05)
     seed: int = 0
     dtype: str = "float64"
+    # 2-D cells: `datasets_2d` ⊂ ("mnist", "digits"); sizes are multiples of 100 (digits: at most 1,200 / 500)
+    datasets_2d: tuple = ("mnist", "digits")
+    modes_2d: tuple = ("assl", "assl_fiber", "hssl")
+    n_train_2d: int = 2000
+    n_test_2d: int = 1000
+    channels_translation: int = 16
+    layers_translation: int = 2
+    channels_p4: int = 8
+    kernel_2d: int = 3
+    max_offset_translation: int = 2
+    max_offset_p4: int = 1
+    n_steps_2d: int = 200
+    batch_size_2d: int = 64
+    lr_2d: float = 3e-3
+    head_2d: tuple = (64, 32)
+    noise_2d: float = 0.1
 
 
-QUICK = dict(n_train=2000, n_test=1000, n_seeds=3, n_steps=150, batch_size=64,
-             lc_modes=("hssl",), rf_sweep=((1, 1), (1, 2, 4)), offset_sweep=(1, 8))
+QUICK = dict(n_train=1000, n_test=500, n_seeds=3, n_steps=100, batch_size=64, modes=("assl", "assl_fiber", "hssl"),
+             lc_modes=("hssl",), rf_sweep=((1, 1), (1, 2, 4)), offset_sweep=(8,),
+             modes_2d=("assl_fiber", "hssl"), n_train_2d=500, n_test_2d=500, n_steps_2d=40, batch_size_2d=32)
+
+DATASETS_2D = {"mnist": "translation", "digits": "p4"}
 
 
 def prepare(config: Config) -> dict:
     X, y, nu = ssl_data.make_mnist1d(config.seed, config.n_train + config.n_test, length=config.length)
     n = config.n_train
-    return {"X_train": X[:n], "y_train": y[:n], "X_test": X[n:], "y_test": y[n:]}
+    ctx = {"X_train": X[:n], "y_train": y[:n], "X_test": X[n:], "y_test": y[n:]}
+    for name in config.datasets_2d:
+        ctx[name] = _load_2d(name, config)
+    return ctx
+
+
+def _load_2d(name: str, config: Config) -> dict:
+    """Train / held-out images of one 2-D data set, class-balanced for MNIST, a fixed permutation for digits."""
+    if name == "mnist":
+        Xtr, ytr, Xte, yte = ssl_data.load_mnist("embedded")          # 4,000 / 1,000, sorted by label
+        n_tr, n_te = min(config.n_train_2d, len(Xtr)), min(config.n_test_2d, len(Xte))
+        # interleave the label-sorted pools so that any prefix is (nearly) class-balanced
+        itr = np.argsort(np.arange(len(Xtr)) % 400, kind="stable")[:n_tr]
+        ite = np.argsort(np.arange(len(Xte)) % 100, kind="stable")[:n_te]
+        Xtr = hssl.downsample_images(Xtr.reshape(-1, 28, 28), 2)
+        Xte = hssl.downsample_images(Xte.reshape(-1, 28, 28), 2)
+        return {"X_train": Xtr[itr], "y_train": ytr[itr], "X_test": Xte[ite], "y_test": yte[ite]}
+    if name == "digits":
+        X, y = hssl.load_digits_padded(12)
+        perm = np.random.default_rng(config.seed).permutation(len(X))
+        n_te = min(config.n_test_2d, 500)
+        n_tr = min(config.n_train_2d, (len(X) - n_te) // 100 * 100)
+        te, tr = perm[:n_te], perm[n_te:n_te + n_tr]
+        return {"X_train": X[tr], "y_train": y[tr], "X_test": X[te], "y_test": y[te]}
+    raise ValueError(f"`datasets_2d` entries must be among {tuple(DATASETS_2D)}, got {name!r}.")
+
+
+def _spec_2d(config: Config, dataset: str, arch: str):
+    if DATASETS_2D[dataset] == "translation":
+        return hssl.backbone2d_spec("translation", arch, side=14, channels=config.channels_translation,
+                                    kernel=config.kernel_2d, n_layers=config.layers_translation)
+    return hssl.backbone2d_spec("p4", arch, side=12, channels=config.channels_p4, kernel=config.kernel_2d, n_layers=2)
 
 
 def _rf(dilations, kernel) -> int:
@@ -108,7 +163,35 @@ def cells(config: Config) -> list[dict]:
                 continue
             out.append({"id": f"sweep-rf{_rf(dil, config.kernel)}-m{m}", "kind": "network", "arch": "cnn",
                         "mode": "hssl", "dilations": list(dil), "max_offset": m})
+    for ds in config.datasets_2d:
+        for arch in ("cnn", "lc"):
+            for mode in ("random",) + tuple(config.modes_2d):
+                out.append({"id": f"{ds}-{arch}-{mode}", "kind": "network2d", "dataset": ds, "arch": arch, "mode": mode})
     return out
+
+
+def _run_network_2d(config: Config, ctx: dict, cell: dict) -> list[dict]:
+    data = ctx[cell["dataset"]]
+    spec = _spec_2d(config, cell["dataset"], cell["arch"])
+    m = config.max_offset_translation if spec.group == "translation" else config.max_offset_p4
+    steps = 0 if cell["mode"] == "random" else config.n_steps_2d
+    cfg = hssl.ssl_config(cell["mode"], n_steps=steps, batch_size=config.batch_size_2d, lr=config.lr_2d,
+                          temperature=config.temperature, max_offset=m, head=config.head_2d, noise_std=config.noise_2d,
+                          save_every=max(steps // 10, 1) if steps else None)
+    keys = jax.random.split(jax.random.key(config.seed + 11), config.n_seeds)  # same inits across modes
+    t0 = time.perf_counter()
+    params, losses, ts = hssl.train_ssl_2d(keys, data["X_train"], spec, cfg)
+    jax.block_until_ready(params)
+    t_train = time.perf_counter() - t0
+    acc = np.asarray(hssl.probe_pooled_2d(params["backbone"], spec, data["X_train"], data["y_train"],
+                                          data["X_test"], data["y_test"]))
+    p0 = jax.tree_util.tree_map(lambda a: a[0], params["backbone"])
+    g = 3 * spec.moduli[1] + 5 % spec.moduli[1]                   # translation (3, 5); p4: three quarter turns
+    eq = float(hssl.fiber_equivariance_error(p0, jnp.asarray(data["X_test"][:16], jnp.float32), g, spec))
+    base = {"kind": "network2d", "dataset": cell["dataset"], "group": spec.group, "arch": cell["arch"],
+            "mode": cell["mode"], "max_offset": m, "equivariance_error": eq, "train_seconds": t_train}
+    return [dict(base, seed=s, acc=float(acc[s]), loss=np.asarray(losses[s]).tolist() if losses.size else [],
+                 ts=np.asarray(ts).tolist() if losses.size else []) for s in range(config.n_seeds)]
 
 
 def _run_network(config: Config, ctx: dict, cell: dict) -> list[dict]:
@@ -165,7 +248,7 @@ def _run_linear(config: Config, ctx: dict, cell: dict) -> list[dict]:
              "Cp_eigs": np.asarray(jnp.linalg.eigvalsh(st.Cp)).tolist()}]
 
 
-CELL_KINDS = {"network": _run_network, "linear": _run_linear}
+CELL_KINDS = {"network": _run_network, "linear": _run_linear, "network2d": _run_network_2d}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -313,8 +396,70 @@ def claim_exact_equivariance(config, records) -> Claim | None:
     )
 
 
+def _acc2d(records, **fields) -> np.ndarray:
+    return np.array([r["acc"] for r in select(records, kind="network2d", **fields)], float)
+
+
+_DATASET_LABEL = {"mnist": "MNIST 14×14 / translations", "digits": "8×8 digits in 12×12 / p4"}
+
+
+def claim_2d_equivalence(config, records) -> Claim | None:
+    got = []
+    for ds in DATASETS_2D:
+        h, a = _acc2d(records, dataset=ds, arch="cnn", mode="hssl"), _acc2d(records, dataset=ds, arch="cnn", mode="assl_fiber")
+        if h.size and a.size:
+            got.append((ds, h, a, *_close(h, a)))
+    if not got:
+        return None
+    n_ok = sum(ok for _, _, _, ok, _, _ in got)
+    return Claim(
+        claim="On 2-D images with an equivariant backbone (translation CNN on MNIST, p4 network on the digits), H-SSL "
+              "reaches the probe accuracy of A-SSL with the same group (input transformed, identity fiber)",
+        paper="§4.4 / Table 1: H-SSL 'performs comparably to A-SSL with the same transformations' for "
+              "augmentation-homomorphic backbones",
+        measured="; ".join(f"{_DATASET_LABEL[ds]}: hssl {_ms(h)} vs assl_fiber {_ms(a)} (diff {100 * d:+.1f} pp, "
+                           f"tolerance {100 * t:.1f} pp)" for ds, h, a, _, d, t in got),
+        criterion="per data set |mean difference| ≤ max(2 SE of the difference, 2 pp) (the two modes draw their group "
+                  "elements independently, so they are separate runs); yes if every data set passes, partly if some, "
+                  "no if none",
+        verdict=verdict(n_ok == len(got), partly=n_ok > 0),
+    )
+
+
+def claim_2d_structure(config, records) -> Claim | None:
+    conds, parts = [], []
+    for ds in DATASETS_2D:
+        a = {(arch, mode): _acc2d(records, dataset=ds, arch=arch, mode=mode)
+             for arch in ("cnn", "lc") for mode in ("hssl", "random")}
+        if not all(v.size for v in a.values()):
+            continue
+        gain = {}
+        for arch in ("cnn", "lc"):
+            (mh, sh), (mr, sr) = mean_se(a[arch, "hssl"]), mean_se(a[arch, "random"])
+            gain[arch] = (mh - mr, 2 * np.hypot(sh, sr))
+        cnn_ok = bool(gain["cnn"][0] > gain["cnn"][1])
+        lc_ok = bool(gain["lc"][0] <= gain["lc"][1])
+        conds += [cnn_ok, lc_ok]
+        lc_f = _acc2d(records, dataset=ds, arch="lc", mode="assl_fiber")
+        extra = f", LC assl_fiber {_ms(lc_f)}" if lc_f.size else ""
+        parts.append(f"{_DATASET_LABEL[ds]}: CNN hssl − random {100 * gain['cnn'][0]:+.1f} pp (2 SE "
+                     f"{100 * gain['cnn'][1]:.1f}), LC hssl − random {100 * gain['lc'][0]:+.1f} pp (2 SE "
+                     f"{100 * gain['lc'][1]:.1f}){extra}")
+    if not conds:
+        return None
+    return Claim(
+        claim="On 2-D images H-SSL improves the equivariant backbone over its random initialisation, while the untied "
+              "(locally connected / per-orientation) control does not benefit in the same way",
+        paper="§4.4: 'demonstrate the necessity of representational structure for feature-space SSL'",
+        measured="; ".join(parts),
+        criterion="per data set two conditions, CNN hssl − CNN random > 2 SE and LC hssl − LC random ≤ 2 SE (SE of the "
+                  "difference over seeds); yes if all conditions hold on every data set, partly if some, no if none",
+        verdict=verdict(all(conds), partly=any(conds)),
+    )
+
+
 CLAIMS = (claim_equivalence, claim_structure, claim_random_baseline, claim_parameters, claim_linear_gd,
-          claim_exact_equivariance)
+          claim_exact_equivariance, claim_2d_equivalence, claim_2d_structure)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -417,6 +562,41 @@ def _loss_figure(config, records, out):
     return save_figure(fig, out, "training_loss")
 
 
+def _figure_2d(config, records, out):
+    import matplotlib.pyplot as plt
+
+    from ._kit import reference_line
+
+    dsets = [ds for ds in DATASETS_2D if select(records, kind="network2d", dataset=ds)]
+    if not dsets:
+        return []
+    fig, axes = plt.subplots(1, len(dsets), figsize=(5.2 * len(dsets), 3.8), layout="constrained", squeeze=False)
+    modes = ("random",) + tuple(config.modes_2d)
+    for ax, ds in zip(axes[0], dsets):
+        for j, (arch, color) in enumerate((("cnn", "C0"), ("lc", "C3"))):
+            xs, means, ses = [], [], []
+            for i, mode in enumerate(modes):
+                a = _acc2d(records, dataset=ds, arch=arch, mode=mode)
+                if not a.size:
+                    continue
+                m, se = mean_se(a)
+                x = i + (j - 0.5) * 0.3
+                xs.append(x)
+                means.append(100 * m)
+                ses.append(100 * se)
+                ax.scatter(np.full(a.size, x), 100 * a, color=color, s=10, alpha=0.7, zorder=3)
+            ax.errorbar(xs, means, yerr=ses, color=color, marker="o", mfc="white", capsize=4, lw=1.2,
+                        label="equivariant (tied)" if arch == "cnn" else "untied control")
+            ax.fill_between(xs, np.subtract(means, ses), np.add(means, ses), color=color, alpha=0.15)
+        reference_line(ax, 10.0, "chance (10 classes)")
+        ax.set_xticks(range(len(modes)), modes)
+        ax.set_ylabel("probe accuracy (%), held-out")
+        ax.set_title(_DATASET_LABEL[ds], fontsize=10)
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=7)
+    return save_figure(fig, out, "accuracy_2d")
+
+
 def _max_pair_diff(records) -> float:
     diffs = [0.0]
     for h, a in (("hssl", "assl_fiber"), ("hssl_aug", "assl_fiber_aug")):
@@ -432,6 +612,7 @@ def report(config: Config, ctx, records: list[dict], out: Path) -> str:
     _sweep_figure(config, records, out)
     _linear_figure(config, records, out)
     _loss_figure(config, records, out)
+    _figure_2d(config, records, out)
     quick = config.n_steps < Config.n_steps or config.n_seeds < Config.n_seeds
     rows = ["| architecture | mode | probe accuracy (mean ± SE) | seeds | train s (all seeds) |", "|---|---|---|---|---|"]
     for arch in ("cnn", "lc"):
@@ -440,6 +621,15 @@ def report(config: Config, ctx, records: list[dict], out: Path) -> str:
             if recs:
                 rows.append(f"| {arch} | {mode} | {_ms([r['acc'] for r in recs])} | {len(recs)} | "
                             f"{recs[0]['train_seconds']:.1f} |")
+    rows2d = ["| data / group | architecture | mode | probe accuracy (mean ± SE) | seeds | fiber equivariance error | "
+              "train s (all seeds) |", "|---|---|---|---|---|---|---|"]
+    for ds in DATASETS_2D:
+        for arch in ("cnn", "lc"):
+            for mode in ("random",) + tuple(config.modes_2d):
+                recs = select(records, kind="network2d", dataset=ds, arch=arch, mode=mode)
+                if recs:
+                    rows2d.append(f"| {_DATASET_LABEL[ds]} | {arch} | {mode} | {_ms([r['acc'] for r in recs])} | "
+                                  f"{len(recs)} | {recs[0]['equivariance_error']:.1e} | {recs[0]['train_seconds']:.1f} |")
     rf_main = _rf(config.dilations, config.kernel)
     return f"""
 {"**This is a reduced (`--quick`) run**: fewer samples, channels, steps and seeds than the full protocol; its verdicts are indicative only." if quick else "Full CPU protocol."}
@@ -456,6 +646,23 @@ not reproduced; this is the CPU-sized analogue of theory note §4.
 
 ## Probe accuracy
 {chr(10).join(rows)}
+
+## 2-D cells (CPU-sized analogue of the paper's Table 1)
+Embedded real MNIST digits ({config.n_train_2d} train / {config.n_test_2d} held-out, class-balanced, 2×2 average-pooled
+to 14×14) with cyclic translations of the torus: circular 2-D CNN, {config.layers_translation} layers, kernel
+{config.kernel_2d}, {config.channels_translation} channels, fibers = the 196 positions, offsets Δ ∈ {{−{config.max_offset_translation}..{config.max_offset_translation}}}²
+pixels. scikit-learn's 8×8 digits (÷16, zero-padded to 12×12; at most 1,200 train / 500 held-out) with p4: lifting +
+one group convolution, kernel {config.kernel_2d}, {config.channels_p4} channels, fibers = the 4 spatially pooled
+orientations, Δ ∈ {{−{config.max_offset_p4}..{config.max_offset_p4}}} quarter turns. Controls: untied weights per
+position (translation) or per orientation (p4), same shapes. Head {'–'.join(str(h) for h in config.head_2d)}, NT-Xent
+τ = {config.temperature}, Adam lr {config.lr_2d}, batch {config.batch_size_2d}, {config.n_steps_2d} steps (t =
+{config.lr_2d * config.n_steps_2d:g}), {config.n_seeds} seeds vmapped. `assl`: independent uniform group element and
+Gaussian pixel noise (σ = {config.noise_2d}) per arm, pooled head; `assl_fiber`: input transformed, identity fiber (its
+own group-element draws, so not the same run as `hssl`); `hssl`: two fibers of one forward pass. Probe: logistic
+regression on the mean of all fibers. The fiber equivariance error is max ‖fib(T_g x) − Γ_g fib(x)‖/‖fib(x)‖ of
+seed 0 on 16 held-out images.
+
+{chr(10).join(rows2d)}
 
 ## How to read this
 - For the CNN, `assl_fiber` and `hssl` (and their `_aug` variants) see *identical* pairs for the same seed

@@ -13,7 +13,11 @@ control (untied weights, identical receptive fields and shapes): `backbone_spec`
 **2-D variants** (`_model`): the circular 2-D translation CNN and its untied control
 (`init_translation_cnn`, `apply_translation_cnn`, `translate2d`) and p4 lifting + group convolution
 with its untied-per-orientation control (`init_p4`, `apply_p4`, `rotate_p4`, `act_p4_field`,
-`p4_fibers`, `rotation_element`).
+`p4_fibers`, `rotation_element`); as fiber maps with int-coded group elements for training
+(`backbone2d_spec`, `init_backbone2d`, `fibers2d`, `action_table`, `act_image`, `element_compose`,
+`element_inverse`, `fiber_equivariance_error`); images: `load_digits_padded` (scikit-learn's 8×8
+digits padded), `pad_images`, `downsample_images`; training `train_ssl_2d` (modes `MODES_2D`),
+`fiber_pairs_2d`; probe `pooled_features_2d`, `probe_pooled_2d`.
 
 **Linear reduction** (`_data`, `_loss`, `_flows`; theory note §3): fibers `Wᵀ P_g x` are crop-and-
 transform views. `fiber_view_stats` (closed form from the circular autocorrelation, Toeplitz
@@ -94,3 +98,21 @@ from ._model import p4_fibers as p4_fibers
 from ._model import rotate_p4 as rotate_p4
 from ._model import rotation_element as rotation_element
 from ._model import translate2d as translate2d
+from ._data import downsample_images as downsample_images
+from ._data import load_digits_padded as load_digits_padded
+from ._data import pad_images as pad_images
+from ._metrics import pooled_features_2d as pooled_features_2d
+from ._metrics import probe_pooled_2d as probe_pooled_2d
+from ._model import GROUPS_2D as GROUPS_2D
+from ._model import Backbone2D as Backbone2D
+from ._model import act_image as act_image
+from ._model import action_table as action_table
+from ._model import backbone2d_spec as backbone2d_spec
+from ._model import element_compose as element_compose
+from ._model import element_inverse as element_inverse
+from ._model import fiber_equivariance_error as fiber_equivariance_error
+from ._model import fibers2d as fibers2d
+from ._model import init_backbone2d as init_backbone2d
+from ._train import MODES_2D as MODES_2D
+from ._train import fiber_pairs_2d as fiber_pairs_2d
+from ._train import train_ssl_2d as train_ssl_2d

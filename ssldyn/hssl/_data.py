@@ -183,3 +183,44 @@ def sampled_fiber_view_stats(key, X, r: int, p, n_pairs: int, *, sampler: str = 
         raise ValueError(f"`sampler` must be 'hssl' or 'assl', got {sampler!r}.")
     views = (hssl_pairs if sampler == "hssl" else assl_pairs)(key, X, r, p, n_pairs)
     return view_stats(*views)
+
+
+# --------------------------------------------------------------------------------------------------
+# 2-D images for the translation and p4 cells
+# --------------------------------------------------------------------------------------------------
+
+def pad_images(X, side: int) -> np.ndarray:
+    """Zero-pad square images `X (n, s, s)` symmetrically to `(n, side, side)` (`side − s` must be even)."""
+    X = np.asarray(X)
+    if X.ndim != 3 or X.shape[1] != X.shape[2]:
+        raise ValueError(f"`X` must be a stack of square images (n, s, s), got shape {X.shape}.")
+    side = check_int(side, "side", minimum=X.shape[1])
+    extra = side - X.shape[1]
+    if extra % 2:
+        raise ValueError(f"`side` - {X.shape[1]} must be even (a centred pad), got `side` = {side}.")
+    c = extra // 2
+    return np.pad(X, ((0, 0), (c, c), (c, c)))
+
+
+def downsample_images(X, factor: int) -> np.ndarray:
+    """Average-pool square images `X (n, s, s)` over non-overlapping `factor × factor` blocks."""
+    X = np.asarray(X)
+    if X.ndim != 3:
+        raise ValueError(f"`X` must be a stack of images (n, s, s), got shape {X.shape}.")
+    factor = check_int(factor, "factor", minimum=1)
+    n, h, w = X.shape
+    if h % factor or w % factor:
+        raise ValueError(f"`factor` = {factor} must divide the image sides {h}x{w}.")
+    return X.reshape(n, h // factor, factor, w // factor, factor).mean(axis=(2, 4))
+
+
+def load_digits_padded(side: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled 8×8 digits (1,797 images, offline), scaled to [0, 1] (÷16) and zero-padded
+    to `(side, side)`: `(X (n, side, side) float32, y (n,) int32)`."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as err:  # pragma: no cover - scikit-learn is a dependency
+        raise ImportError("The 8x8 digits need scikit-learn (`pip install scikit-learn`); they ship inside it.") from err
+    d = load_digits()
+    X = pad_images(np.asarray(d.images, np.float32) / 16.0, side)
+    return X.astype(np.float32), np.asarray(d.target, np.int32)

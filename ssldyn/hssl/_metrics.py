@@ -8,7 +8,7 @@ import jax.numpy as jnp
 from .._stats import ViewStats, view_stats
 from .._validation import as_array, check_int, check_keys
 from ._data import signal_fibers
-from ._model import BackboneSpec, pooled_features
+from ._model import Backbone2D, BackboneSpec, fibers2d, pooled_features
 
 
 def pooled_linear_features(Ws, X) -> jax.Array:
@@ -77,3 +77,35 @@ def probe_pooled(backbone_params, spec: BackboneSpec, X_train, y_train, X_test, 
                                    zte.astype(ztr.dtype) if not jax.config.jax_enable_x64 else zte.astype(jnp.float64),
                                    y_test, reg=reg, steps=steps, n_classes=10).accuracy)
     return jnp.stack(accs)
+
+
+def _pooled2d_one(bp, X, spec):
+    return jax.lax.map(lambda xb: jax.vmap(lambda x: jnp.mean(fibers2d(bp, x, spec), axis=0))(xb),
+                       X.reshape((-1, 100) + X.shape[1:])).reshape(X.shape[0], -1)
+
+
+# seeds vmapped, images in chunks of 100 (bounded memory for the untied controls); one compile per spec
+_pooled2d_many = jax.jit(jax.vmap(_pooled2d_one, in_axes=(0, None, None)), static_argnums=2)
+
+
+def pooled_features_2d(backbone_params, X, spec: Backbone2D) -> jax.Array:
+    """Mean of all fibers (global pooling over positions, and orientations for p4) of images
+    `X (n, side, side)` for every seed: `(S, n, C)` (`n` a multiple of 100)."""
+    X = as_array(X, "X", ndim=3)
+    if X.shape[1:] != (spec.side, spec.side):
+        raise ValueError(f"`X` must hold ({spec.side}, {spec.side}) images for this backbone, got {tuple(X.shape[1:])}.")
+    if X.shape[0] % 100:
+        raise ValueError(f"`X` must hold a multiple of 100 images (features are computed in chunks), got {X.shape[0]}.")
+    dtype = jax.tree_util.tree_leaves(backbone_params)[0].dtype
+    return _pooled2d_many(backbone_params, X.astype(dtype), spec)
+
+
+def probe_pooled_2d(backbone_params, spec: Backbone2D, X_train, y_train, X_test, y_test, *, reg: float = 1e-3,
+                    steps: int = 300) -> jax.Array:
+    """Held-out accuracy of a logistic probe on globally pooled 2-D backbone features, one per seed."""
+    from .._metrics import logistic_probe
+
+    Ztr = pooled_features_2d(backbone_params, X_train, spec)
+    Zte = pooled_features_2d(backbone_params, X_test, spec)
+    return jnp.stack([logistic_probe(Ztr[s], y_train, Zte[s], y_test, reg=reg, steps=steps, n_classes=10).accuracy
+                      for s in range(Ztr.shape[0])])

@@ -255,24 +255,25 @@ def check_fields(F1, F2, names=("F1", "F2")) -> None:
 ARCHS_2D = ("cnn", "lc")
 
 
+def _patches(x, kernel: int):
+    """`(S, S, c) -> (S, S, K, K, c)`: entry `[p, q, i, j]` is `x[(p + i − c0) mod S, (q + j − c0) mod S]`,
+    `c0 = (K − 1)/2` (static rolls: slices whose gradients are slices, no scatter)."""
+    c0 = (kernel - 1) // 2
+    return jnp.stack([jnp.stack([jnp.roll(x, (c0 - i, c0 - j), axis=(0, 1)) for j in range(kernel)], axis=2)
+                      for i in range(kernel)], axis=2)
+
+
 def _conv2d_circ(x, w):
-    """Circular cross-correlation of `x (S, S, c_in)` with a centred kernel `w (K, K, c_in, c_out)`
-    (wrap padding, then one `lax.conv_general_dilated`)."""
-    c = (w.shape[0] - 1) // 2
-    xp = jnp.pad(x, ((c, c), (c, c), (0, 0)), mode="wrap") if c else x
-    out = jax.lax.conv_general_dilated(xp[None], w, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    return out[0]
+    """Circular cross-correlation of `x (S, S, c_in)` with a centred kernel `w (K, K, c_in, c_out)`.
+
+    Written as patches × matrix (no `lax.conv`): vmapped over seeds (batched weights), a convolution
+    becomes a grouped convolution, which XLA's CPU backend runs an order of magnitude slower."""
+    return jnp.einsum("pqijc,ijcd->pqd", _patches(x, w.shape[0]), w)
 
 
 def _conv2d_untied(x, w):
     """Locally connected version: `w (S, S, K, K, c_in, c_out)`, one kernel per output position."""
-    K = w.shape[2]
-    c = (K - 1) // 2
-    out = 0.0
-    for i in range(K):
-        for j in range(K):
-            out = out + jnp.einsum("pqc,pqcd->pqd", jnp.roll(x, (-(i - c), -(j - c)), axis=(0, 1)), w[:, :, i, j])
-    return out
+    return jnp.einsum("pqijc,pqijcd->pqd", _patches(x, w.shape[2]), w)
 
 
 def init_translation_cnn(key, side: int, channels: int = 8, kernel: int = 3, n_layers: int = 2, arch: str = "cnn",
@@ -347,21 +348,23 @@ def init_p4(key, channels: int = 8, kernel: int = 3, arch: str = "cnn", dtype=No
 
 
 def apply_p4(params, x) -> jax.Array:
-    """p4 feature field `(4, S, S, C)` of one image `(S, S)` (lifting, ReLU, group convolution)."""
+    """p4 feature field `(4, S, S, C)` of one image `(S, S)` (lifting, ReLU, group convolution).
+
+    Lifting `F[r] = x ⋆ ψ_r` and group convolution `F'[r] = Σ_s F[s] ⋆ k_{r,s}` with
+    `ψ_r = rot90(ψ, r)`, `k_{r,s} = rot90(ψ'_{(s−r) mod 4}, r)` (tied) or independent filters (untied);
+    each is one patches × matrix product over all orientations."""
     h = x[..., None] if x.ndim == 2 else x
     untied = params["lift"].ndim == 5
     lift = params["lift"]
-    F = jnp.stack([_conv2d_circ(h, lift[r] if untied else jnp.rot90(lift, r, axes=(0, 1))) for r in range(4)])
-    F = jax.nn.relu(F)
+    K = lift.shape[-3]
+    w_lift = lift if untied else jnp.stack([jnp.rot90(lift, r, axes=(0, 1)) for r in range(4)])   # (4, K, K, 1, C)
+    F = jax.nn.relu(jnp.einsum("pqijc,rijcd->rpqd", _patches(h, K), w_lift))                        # (4, S, S, C)
     psi = params["group"]
-    out = []
-    for r in range(4):
-        acc = 0.0
-        for s in range(4):
-            k = psi[r, (s - r) % 4] if untied else jnp.rot90(psi[(s - r) % 4], r, axes=(0, 1))
-            acc = acc + _conv2d_circ(F[s], k)
-        out.append(acc)
-    return jnp.stack(out)
+    # k[r, s] = the filter taking orientation s to output orientation r
+    k = jnp.stack([jnp.stack([psi[r, (s - r) % 4] if untied else jnp.rot90(psi[(s - r) % 4], r, axes=(0, 1))
+                              for s in range(4)]) for r in range(4)])                                # (4, 4, K, K, C, C)
+    P = jax.vmap(lambda f: _patches(f, K))(F)                                                        # (4, S, S, K, K, C)
+    return jnp.einsum("spqijc,rsijcd->rpqd", P, k)
 
 
 def act_p4_field(F, g) -> jax.Array:
@@ -373,3 +376,130 @@ def act_p4_field(F, g) -> jax.Array:
 def p4_fibers(F) -> jax.Array:
     """The 4 orientation fibers `(4, C)` after spatial mean pooling."""
     return jnp.mean(F, axis=(1, 2))
+
+
+# --------------------------------------------------------------------------------------------------
+# 2-D backbones as fiber maps (used by the 2-D training cells)
+# --------------------------------------------------------------------------------------------------
+#
+# A group element is an int `g ∈ [0, G)`, read as a pair `(a, b) = divmod(g, M_b)` with moduli
+# `(M_a, M_b)`: `(S, S)` for translations of the S×S torus (`a` rows, `b` columns), `(4, 1)` for the
+# quarter turns of p4 (`a` = number of turns). Composition and inverse are component-wise mod the
+# moduli; `g = 0` is the identity. The fibers of one image are a `(G, C)` array in the same order:
+# the S² positions of the translation CNN's field, or the 4 spatially pooled orientations of the p4
+# field. For the equivariant backbones `fibers(T_g x)[h] = fibers(x)[g⁻¹ h]` exactly.
+
+GROUPS_2D = ("translation", "p4")
+
+
+class Backbone2D(NamedTuple):
+    """Static description of a 2-D backbone (hashable)."""
+
+    group: str = "translation"
+    arch: str = "cnn"
+    side: int = 14
+    channels: int = 8
+    kernel: int = 3
+    n_layers: int = 2
+
+    @property
+    def moduli(self) -> tuple[int, int]:
+        return (self.side, self.side) if self.group == "translation" else (4, 1)
+
+    @property
+    def n_elements(self) -> int:
+        a, b = self.moduli
+        return a * b
+
+
+def backbone2d_spec(group: str = "translation", arch: str = "cnn", *, side: int = 14, channels: int = 8,
+                    kernel: int = 3, n_layers: int = 2) -> Backbone2D:
+    """Validated `Backbone2D`: `group` "translation" (circular 2-D CNN, `n_layers` layers) or "p4"
+    (lifting + one group convolution, `n_layers` must be 2); `arch` "cnn" (tied) or "lc" (untied control)."""
+    check_choice(group, "group", GROUPS_2D)
+    check_choice(arch, "arch", ARCHS_2D)
+    side = check_int(side, "side", minimum=3)
+    channels = check_int(channels, "channels", minimum=1)
+    kernel = check_int(kernel, "kernel", minimum=1)
+    n_layers = check_int(n_layers, "n_layers", minimum=1)
+    if kernel % 2 == 0:
+        raise ValueError(f"`kernel` must be odd, got {kernel}.")
+    if group == "p4" and n_layers != 2:
+        raise ValueError(f"`n_layers` must be 2 for the p4 backbone (lifting + one group convolution), got {n_layers}.")
+    if 1 + (kernel - 1) * n_layers > side:
+        raise ValueError(f"`n_layers` x (`kernel` - 1) + 1 exceeds the image `side` {side}: the receptive field would wrap.")
+    return Backbone2D(group, arch, side, channels, kernel, n_layers)
+
+
+def init_backbone2d(key, spec: Backbone2D, dtype=None):
+    """Weights of the backbone described by `spec` (`init_translation_cnn` or `init_p4`)."""
+    if spec.group == "translation":
+        return init_translation_cnn(key, spec.side, spec.channels, spec.kernel, spec.n_layers, spec.arch, dtype=dtype)
+    return init_p4(key, spec.channels, spec.kernel, spec.arch, dtype=dtype)
+
+
+def fibers2d(params, x, spec: Backbone2D) -> jax.Array:
+    """The `(G, C)` fibers of one image `x (S, S)`: field positions (translation) or pooled orientations (p4)."""
+    if spec.group == "translation":
+        F = apply_translation_cnn(params, x)
+        return F.reshape(-1, F.shape[-1])
+    return p4_fibers(apply_p4(params, x))
+
+
+def action_table(spec: Backbone2D) -> np.ndarray:
+    """`(G, S²)` int table `P` with `(T_g x).ravel() = x.ravel()[P[g]]` (a roll or a quarter turn)."""
+    base = np.arange(spec.side * spec.side).reshape(spec.side, spec.side)
+    if spec.group == "translation":
+        rows = [np.roll(base, (a, b), axis=(0, 1)).ravel() for a in range(spec.side) for b in range(spec.side)]
+    else:
+        rows = [np.rot90(base, r).ravel() for r in range(4)]
+    return np.stack(rows).astype(np.int32)
+
+
+def element_inverse(g, spec: Backbone2D):
+    """`g⁻¹` of int-coded elements (works on traced arrays)."""
+    ma, mb = spec.moduli
+    return ((-(g // mb)) % ma) * mb + (-(g % mb)) % mb
+
+
+def element_compose(g, h, spec: Backbone2D):
+    """`g h` of int-coded elements (the groups are abelian: component-wise addition)."""
+    ma, mb = spec.moduli
+    return ((g // mb + h // mb) % ma) * mb + (g % mb + h % mb) % mb
+
+
+def _check_image(x, spec: Backbone2D, name: str = "x"):
+    x = as_array(x, name, ndim=2)
+    if x.shape != (spec.side, spec.side):
+        raise ValueError(f"`{name}` must be one ({spec.side}, {spec.side}) image for this backbone, got {tuple(x.shape)}.")
+    return x
+
+
+def _check_element(g, spec: Backbone2D) -> int:
+    if isinstance(g, (bool, np.bool_)) or not isinstance(g, (int, np.integer)):
+        raise TypeError(f"`g` must be an int group element in [0, {spec.n_elements}), got {g!r}.")
+    if not 0 <= int(g) < spec.n_elements:
+        raise ValueError(f"`g` must lie in [0, {spec.n_elements}) for the {spec.group} group, got {g}.")
+    return int(g)
+
+
+def act_image(x, g, spec: Backbone2D) -> jax.Array:
+    """`T_g x` of one image for an int-coded element `g` (validated)."""
+    x = _check_image(x, spec)
+    g = _check_element(g, spec)
+    return x.reshape(-1)[action_table(spec)[g]].reshape(x.shape)
+
+
+def fiber_equivariance_error(params, X, g, spec: Backbone2D) -> jax.Array:
+    """`max_x ‖fib(T_g x)[h] − fib(x)[g⁻¹h]‖ / ‖fib(x)‖` over the images of `X (n, S, S)`."""
+    X = as_array(X, "X", ndim=3)
+    if X.shape[1:] != (spec.side, spec.side):
+        raise ValueError(f"`X` must hold ({spec.side}, {spec.side}) images, got {tuple(X.shape[1:])}.")
+    g = _check_element(g, spec)
+    P = jnp.asarray(action_table(spec))
+    fib = jax.vmap(lambda x: fibers2d(params, x, spec))
+    F = fib(X)
+    Fg = fib(X.reshape(len(X), -1)[:, P[g]].reshape(X.shape))
+    idx = element_compose(element_inverse(g, spec), jnp.arange(spec.n_elements), spec)
+    diff = Fg - F[:, idx]
+    return jnp.max(jnp.linalg.norm(diff.reshape(len(X), -1), axis=1) / jnp.linalg.norm(F.reshape(len(X), -1), axis=1))

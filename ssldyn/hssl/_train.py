@@ -31,7 +31,8 @@ import optax
 from .._losses import info_nce_loss
 from .._training import fast_key, run_steps, step_keys
 from .._validation import as_array, check_choice, check_int, check_keys, check_positive
-from ._model import BackboneSpec, apply_backbone, init_backbone
+from ._model import (Backbone2D, BackboneSpec, action_table, apply_backbone, element_compose, element_inverse,
+                     fibers2d, init_backbone, init_backbone2d)
 
 MODES = ("assl", "assl_fiber", "hssl", "assl_fiber_aug", "hssl_aug", "random")
 
@@ -222,6 +223,145 @@ def train_ssl(keys, X_train, spec: BackboneSpec, cfg: SSLConfig, *, dtype=jnp.fl
     shape_spec = spec._replace(dilations=(1,))
     params, losses, ts = _train_many(keys, X, jnp.asarray(MODES.index(cfg.mode)), jnp.asarray(cfg.max_offset),
                                      jnp.asarray(cfg.lr, X.dtype), jnp.asarray(spec.dilation_vector), shape_spec, static)
+    if losses is None:
+        losses = jnp.zeros((keys.shape[0], 0), X.dtype)
+    return params, losses, ts[0] if ts.ndim > 1 else ts
+
+
+# --------------------------------------------------------------------------------------------------
+# 2-D images: translations of the torus (fibers = positions) and p4 (fibers = pooled orientations)
+# --------------------------------------------------------------------------------------------------
+#
+# Element coding, action table and fibers: `_model` (`Backbone2D`). Modes, reusing `SSLConfig`
+# (`head`, `temperature`, `lr`, `batch_size`, `n_steps`, `max_offset`, `noise_std`; `crop_min` and
+# `shear_max` are 1-D only):
+#
+# - `assl`: SimCLR with a pooled head: each arm an independent uniform group element, then Gaussian
+#   pixel noise (σ = noise_std); head on the mean of all fibers;
+# - `assl_fiber`: input transformed by `g_1`, `g_2 = g_1 Δ`, head on the identity fiber;
+# - `hssl`: one forward pass, head on the fibers at `g_1⁻¹`, `g_2⁻¹`.
+#
+# `Δ = (Δ_a, Δ_b)` with each component uniform on `{−m..m}` (mod the moduli; `Δ_b = 0` for p4).
+# Unlike the 1-D cells, `assl_fiber` draws its group elements from a key independent of `hssl`'s, so
+# the two modes are equal in law for the CNN but are separate runs (as in the paper's comparison);
+# `fiber_pairs_2d` with the same draws gives identical pairs (tested).
+
+MODES_2D = ("assl", "assl_fiber", "hssl", "random")
+
+
+def fiber_pairs_2d(backbone_params, xb, g1, g2, spec: Backbone2D, mode: str = "hssl", table=None):
+    """Backbone outputs `(u_1, u_2)`, each `(B, C)`, of images `xb (B, S, S)` for the element draws
+    `g1, g2 (B,)` in mode "assl_fiber" (transform, identity fiber) or "hssl" (fibers at g⁻¹)."""
+    check_choice(mode, "mode", ("assl_fiber", "hssl"))
+    return _fiber_pairs(backbone_params, xb, g1, g2, spec, mode, action_table(spec) if table is None else table)
+
+
+def _fiber_pairs(bp, xb, g1, g2, spec, mode, table):
+    f = jax.vmap(lambda x: fibers2d(bp, x, spec))
+    if mode == "assl_fiber":
+        return f(_act_batch(xb, g1, table))[:, 0], f(_act_batch(xb, g2, table))[:, 0]
+    F = f(xb)
+    rows = jnp.arange(xb.shape[0])
+    return F[rows, element_inverse(g1, spec)], F[rows, element_inverse(g2, spec)]
+
+
+def _act_batch(xb, g, table):
+    B = xb.shape[0]
+    return jnp.take_along_axis(xb.reshape(B, -1), jnp.asarray(table)[g], axis=1).reshape(xb.shape)
+
+
+def _draw_pairs(key, B, spec, max_offset):
+    kg, ka, kb = jax.random.split(key, 3)
+    ma, mb = spec.moduli
+    g1 = jax.random.randint(kg, (B,), 0, spec.n_elements)
+    da = jax.random.randint(ka, (B,), -max_offset, max_offset + 1) % ma
+    db = jax.random.randint(kb, (B,), -max_offset, max_offset + 1) % mb if mb > 1 else jnp.zeros((B,), jnp.int32)
+    return g1, element_compose(g1, da * mb + db, spec)
+
+
+def _pair_embeddings_2d(params, key, xb, spec, cfg, mode_index, max_offset, table):
+    """All three modes as one program (one compilation per backbone; `mode_index` into `MODES_2D` may be
+    traced): each arm reads `u = readout(f(T_a x + σ ε))` with `a`, the readout (one fiber or the mean of
+    all fibers) and σ chosen by the mode. For `hssl`, `a = e` and σ = 0, so the arm is exactly `f(x)`."""
+    B = xb.shape[0]
+    k_h, k_n1, k_n2, k_alt, k_g = jax.random.split(key, 5)
+    f = jax.vmap(lambda x: fibers2d(params["backbone"], x, spec))
+    rows = jnp.arange(B)
+    h = jax.random.randint(k_h, (2, B), 0, spec.n_elements)
+    ga = _draw_pairs(k_alt, B, spec, max_offset)
+    gh = _draw_pairs(k_g, B, spec, max_offset)
+    is_assl, is_fiber, is_hssl = mode_index == 0, mode_index == 1, mode_index == 2
+    sigma = jnp.where(is_assl, cfg.noise_std, 0.0).astype(xb.dtype)
+
+    def arm(k, i):
+        a = jnp.where(is_assl, h[i], jnp.where(is_fiber, ga[i], 0))
+        b = jnp.where(is_hssl, element_inverse(gh[i], spec), 0)
+        y = _act_batch(xb, a, table)
+        F = f(y + sigma * jax.random.normal(k, y.shape, y.dtype))
+        return jnp.where(is_assl, jnp.mean(F, axis=1), F[rows, b])
+
+    return apply_head(params["head"], arm(k_n1, 0)), apply_head(params["head"], arm(k_n2, 1))
+
+
+def _train_one_2d(key, X, mode_index, max_offset, lr, table, spec, cfg):
+    k_init, k_loop = jax.random.split(key)
+    kb, kh = jax.random.split(k_init)
+    params = {"backbone": init_backbone2d(kb, spec, X.dtype), "head": init_head(kh, (spec.channels,) + cfg.head, X.dtype)}
+    opt = optax.adam(lr)
+
+    def loss_fn(p, k, xb):
+        z1, z2 = _pair_embeddings_2d(p, k, xb, spec, cfg, mode_index, max_offset, table)
+        return info_nce_loss(z1, z2, temperature=cfg.temperature)
+
+    def step(carry, k):
+        p, s, _ = carry
+        k = fast_key(k)
+        kb_, kl = jax.random.split(k)
+        idx = jax.random.randint(kb_, (cfg.batch_size,), 0, X.shape[0])
+        loss, grads = jax.value_and_grad(loss_fn)(p, kl, X[idx])
+        upd, s = opt.update(grads, s, p)
+        return optax.apply_updates(p, upd), s, loss.astype(X.dtype)
+
+    state = (params, opt.init(params), jnp.zeros((), X.dtype))
+    res = run_steps(step, state, lr=lr, n_steps=cfg.n_steps, save_every=cfg.save_every,
+                    save_fn=lambda c: c[2], final_fn=lambda c: c[0], xs=step_keys(k_loop, cfg.n_steps))
+    return res.final, res.saved, res.ts
+
+
+_train_many_2d = jax.jit(jax.vmap(_train_one_2d, in_axes=(0, None, None, None, None, None, None, None)),
+                         static_argnums=(6, 7))
+
+
+def train_ssl_2d(keys, X_train, spec: Backbone2D, cfg: SSLConfig, *, dtype=jnp.float32):
+    """Train one 2-D backbone + head per key (vmapped over seeds); mode from `cfg.mode` (`MODES_2D`).
+
+    **Arguments:** `keys` a stack of keys `(S,)`; `X_train (n, side, side)` images; `spec`
+    (`backbone2d_spec`); `cfg` (`ssl_config`).
+
+    **Returns:** `(params, losses, ts)` as `train_ssl`: `params["backbone"]` with a leading seed axis
+    (the random-init weights for mode "random", with the same backbone keys as the trained modes).
+    """
+    keys, single = check_keys(keys, "keys")
+    if single:
+        raise ValueError("`keys` must be a stack of keys (jax.random.split(key, S)); use one per seed.")
+    if not isinstance(spec, Backbone2D):
+        raise TypeError(f"`spec` must be a Backbone2D (use backbone2d_spec), got {type(spec).__name__}.")
+    if not isinstance(cfg, SSLConfig):
+        raise TypeError(f"`cfg` must be an SSLConfig (use ssl_config), got {type(cfg).__name__}.")
+    check_choice(cfg.mode, "mode", MODES_2D)
+    X = as_array(X_train, "X_train", ndim=3).astype(dtype)
+    if X.shape[1:] != (spec.side, spec.side):
+        raise ValueError(f"`X_train` must hold ({spec.side}, {spec.side}) images for this backbone, got {tuple(X.shape[1:])}.")
+    if cfg.max_offset > spec.moduli[0] - 1:
+        raise ValueError(f"`max_offset` = {cfg.max_offset} exceeds the group (moduli {spec.moduli}).")
+    if cfg.mode == "random" or cfg.n_steps == 0:
+        bkeys = jax.vmap(lambda k: jax.random.split(jax.random.split(k)[0])[0])(keys)
+        params = {"backbone": jax.vmap(lambda k: init_backbone2d(k, spec, X.dtype))(bkeys)}
+        return params, jnp.zeros((keys.shape[0], 0), X.dtype), jnp.zeros((0,), X.dtype)
+    static = cfg._replace(mode="hssl", max_offset=0, lr=1.0)
+    params, losses, ts = _train_many_2d(keys, X, jnp.asarray(MODES_2D.index(cfg.mode)), jnp.asarray(cfg.max_offset),
+                                        jnp.asarray(cfg.lr, X.dtype),
+                                        jnp.asarray(action_table(spec)), spec, static)
     if losses is None:
         losses = jnp.zeros((keys.shape[0], 0), X.dtype)
     return params, losses, ts[0] if ts.ndim > 1 else ts
