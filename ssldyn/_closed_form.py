@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from ._manifolds import qf
+from ._manifolds import newton_schulz, qf
 from ._linalg import check_pair_matrix, kernel_root, sym
 from ._solution import AbstractSolution
 from ._validation import as_array, check_orthonormal_columns, check_positive, check_symmetric, check_time, is_concrete
@@ -144,8 +144,11 @@ class GrassmannSolution(AbstractSolution):
         return qf(Y)
 
     def basis(self, t) -> Float[Array, "d k"]:
-        """An orthonormal (d, k) basis of the subspace at time t (equal to W(t) up to a rotation)."""
-        return self.U @ self._graph_basis(t)
+        """An orthonormal (d, k) basis of the subspace at time t (equal to W(t) up to a rotation).
+
+        The rotation by the eigenvectors `U` costs orthonormality in low precision (float32 `U` is
+        orthogonal only to ~√d·ε); a Newton–Schulz correction restores it (`newton_schulz`)."""
+        return newton_schulz(self.U @ self._graph_basis(t))
 
     def evaluate(self, t) -> Float[Array, "d k"]:
         """`basis(t)`: the Solution protocol's state (W(t) up to a rotation; compare projectors)."""
@@ -202,6 +205,7 @@ class PowerFlowSolution(AbstractSolution):
         t = _check_t(t)
         v = jnp.exp(2.0 * t * (self.mu - self.mu[0])) * self.c
         w = self.U @ (v / jnp.linalg.norm(v))
+        w = w / jnp.linalg.norm(w)  # normalised after the rotation too: float32 `U` is orthogonal to ~√d·ε only
         return w[:, None] if self.column else w
 
 
@@ -226,21 +230,48 @@ def _phi2(x):
     return jnp.where(small, series, (jnp.expm1(xs) - xs) / xs**2)
 
 
-def _log_phi1(x):
-    """`log((eˣ − 1)/x)` without overflow for large |x|."""
+def _log_phi1_rest(x):
+    """`log((eˣ − 1)/x) − max(x, 0)`: the logarithm of φ₁ without its linear growth, O(log|x|) for all x.
+
+    Ratios `φ₁(x_i)/φ₁(x_j)` are then formed as `exp(max(x_i,0) − max(x_j,0) + rest_i − rest_j)` with
+    the linear parts differenced before they are scaled by t (`2t(λ_i − λ_j)`): differencing two
+    logarithms of size ~2tλ would lose ε·2tλ of relative accuracy (6e-5 at 2tλ = 1e3 in float32)."""
     pos, neg = x > 1.0, x < -1.0
     xp = jnp.where(pos, x, 2.0)
     xn = jnp.where(neg, x, -2.0)
-    return jnp.where(pos, xp + jnp.log1p(-jnp.exp(-xp)) - jnp.log(xp),
-                     jnp.where(neg, jnp.log1p(-jnp.exp(xn)) - jnp.log(-xn), jnp.log(_phi1(jnp.clip(x, -1.0, 1.0)))))
+    xm = jnp.clip(x, -1.0, 1.0)
+    return jnp.where(pos, jnp.log1p(-jnp.exp(-xp)) - jnp.log(xp),
+                     jnp.where(neg, jnp.log1p(-jnp.exp(xn)) - jnp.log(-xn), jnp.log(_phi1(xm)) - jnp.maximum(xm, 0.0)))
 
 
-def _log_phi2(x):
-    """`log((eˣ − 1 − x)/x²)` without overflow for large x (for x ≤ 1 the function is ≤ e − 2)."""
+def _log_phi2_rest(x):
+    """`log((eˣ − 1 − x)/x²) − max(x, 0)` (see `_log_phi1_rest`; for x ≤ 1 the function is ≤ e − 2)."""
     pos = x > 1.0
     xp = jnp.where(pos, x, 2.0)
-    return jnp.where(pos, xp + jnp.log1p(-(1.0 + xp) * jnp.exp(-xp)) - 2.0 * jnp.log(xp),
-                     jnp.log(_phi2(jnp.minimum(x, 1.0))))
+    xm = jnp.minimum(x, 1.0)
+    return jnp.where(pos, jnp.log1p(-(1.0 + xp) * jnp.exp(-xp)) - 2.0 * jnp.log(xp),
+                     jnp.log(_phi2(xm)) - jnp.maximum(xm, 0.0))
+
+
+def _condition(N):
+    """The 2-norm condition number `λ_max/λ_min` of a symmetric (k, k) matrix that should be positive
+    definite; +inf when it is not (numerically) or holds NaN/Inf (the graph form at t = 0)."""
+    w = jnp.linalg.eigvalsh(sym(jnp.where(jnp.all(jnp.isfinite(N)), N, jnp.eye(N.shape[0], dtype=N.dtype))))
+    ok = jnp.all(jnp.isfinite(N)) & (w[0] > 0)
+    return jnp.where(ok, w[-1] / jnp.where(ok, w[0], 1.0), jnp.inf)
+
+
+def _prefer_graph(N_p, N_g):
+    r"""Whether to evaluate `R = X N^{-1/2}` in the graph form rather than the plain one.
+
+    Both forms are exact; their rounding errors differ. Forming `X N^{-1/2}` loses about
+    `ε·κ(N)` in relative accuracy (ε the unit round-off, κ the condition number): measured on the
+    test networks, the plain form's relative Gram error is (0.04–0.5)·ε·κ(N_p). The old rule switched
+    when κ(N_p) exceeded 1e8, i.e. at a Gram error of up to ~5e-9. Both N are (k, k), so we simply
+    estimate both errors and take the form with the smaller κ; the plain one on ties and at t = 0
+    (where the graph form is undefined). Measured: ≤ 1e-13 relative Gram error at every t on the
+    test networks (`tests/test_float32.py`, `tests/test_output_space.py`)."""
+    return _condition(N_g) < _condition(N_p)
 
 
 class OutputSolution(AbstractSolution):
@@ -269,9 +300,12 @@ class OutputSolution(AbstractSolution):
     (`XᵀBX = R(0)ᵀBR(0) + c₀ᵀ diag((e^{4sλ} − 1)/λ) c₀`, integrated in s; no pseudo-inverse of K and
     no assumption `R(0)ᵀ K⁺ R(0) = I`, so sampled infinite-width `R(0)` are covered). `R ↦ αX, N ↦ α²N`
     leaves `X N^{-1/2}` unchanged, so all exponentials are shifted by `2tλ_max` and nothing overflows.
-    Once N is ill-conditioned (the fast modes outgrow the slow ones by ~1e4), the same quantities are
-    evaluated in graph coordinates (`X ↦ X c_top⁻¹ diag(1/φ_top)`, as in `GrassmannSolution`), which
-    is exact at any t: tested against the weight-space closed form up to t = 1e4.
+    As the fast modes outgrow the slow ones, N becomes ill-conditioned and `X N^{-1/2}` loses about
+    ε·κ(N) of relative accuracy; the same quantities are therefore also formed in graph coordinates
+    (`X ↦ X c_top⁻¹ diag(1/φ_top)`, as in `GrassmannSolution`), where N tends to a well-conditioned
+    limit, and each evaluation uses the form whose N has the smaller condition number (an error
+    estimate, not a fixed threshold). Tested against the weight-space closed form on a dense grid of t
+    up to 1e4 (relative Gram error ≤ 1e-9, about 1e-13 measured) and against the ODE.
 
     The cost: one root of K (or none: pass the features, `root=Φ`) and one eigendecomposition of the
     (r, r) matrix `LᵀBL`; each evaluation is O(m r k) — independent of the width h of the network it
@@ -302,6 +336,16 @@ class OutputSolution(AbstractSolution):
             raise ValueError("Give exactly one of `K` (the kernel) and `root` (L with L Lᵀ = K).")
         if root is None:
             root = kernel_root(check_pair_matrix(K, m, name="K"))  # refuses a K that is not PSD
+            # The eigh root has orthogonal columns of norm √λ. Eigenvalues at the round-off level of K
+            # (λ ≤ m·ε·λ_max) are zero to working precision, but their roots √(m·ε·λ_max) are not small
+            # (3e-4·√λ_max in float32): they would leak O(√ε) into R(t). Drop them, a perturbation of K
+            # below its own round-off.
+            # Concrete K: the columns are removed (a rank-deficient K, e.g. a finite-width kernel with
+            # h < m, then has a root of its rank, and no λ = 0 mode of its null space can be taken for a
+            # top mode); under a trace they are zeroed (shapes must not depend on values).
+            norms2 = jnp.sum(root**2, axis=0)
+            keep = norms2 > m * jnp.finfo(root.dtype).eps * jnp.max(norms2)
+            root = root[:, np.asarray(keep)] if is_concrete(keep) else root * keep[None, :]
         root = as_array(root, "root", ndim=2)
         if root.shape[0] != m:
             raise ValueError(f"`root` must have {m} rows to match `B`, got shape {tuple(root.shape)}.")
@@ -357,19 +401,50 @@ class OutputSolution(AbstractSolution):
                 raise ValueError(f"`R0_eval` must be {(self.K_eval.shape[0], R0.shape[1])}, got {tuple(R0_eval.shape)}.")
         if R0.shape[1] > self.LQ.shape[1]:
             raise ValueError(f"`R0` has k = {R0.shape[1]} columns but the kernel root has rank {self.LQ.shape[1]} < k.")
+        plain, graph = self._forms(t, R0, R0_eval, scale)
+        use_graph = _prefer_graph(plain[1], graph[1])
+        X, N, Xe = (jnp.where(use_graph, g, p) if p is not None else None for p, g in zip(plain, graph))
+        w, V = jnp.linalg.eigh(sym(N))
+        # Both forms are exact; refuse (rather than return a spurious collapse) if even the better form's
+        # N is numerically singular (e.g. R(0) orthogonal to a top eigen-direction of K B).
+        N_isqrt = (V / jnp.sqrt(w)[None, :]) @ V.T
+        N_isqrt = eqx.error_if(
+            N_isqrt, ~(w[0] > 1e-12 * w[-1]),
+            "OutputSolution: N(t) is numerically singular (R(0) is nearly orthogonal to a top eigen-direction "
+            "of K B, or t is extreme); integrate OutputFlow with ssldyn.solve instead.")
+        # A k-th eigenvalue λ_k < 0 of K B: the k-th direction of X decays like e^{2tλ_k} but is formed as
+        # R(0) plus a bounded correction (the two cancel), so round-off is amplified by e^{2t|λ_k|} in
+        # either form. Refuse once that amplification passes 1e4 (four digits lost: a relative error of
+        # ~1e-12 in float64) rather than return a wrong subspace; GrassmannSolution in weight space or
+        # `solve` covers that case (measured on tests/test_properties.py's example: 1e-2 at 2t|λ_k| = 23).
+        k = R0.shape[1]
+        decay = 2.0 * t * jnp.maximum(-jnp.asarray(scale, R0.dtype) * self.lam[-k], 0.0)
+        N_isqrt = eqx.error_if(
+            N_isqrt, decay > jnp.log(1e4),
+            "OutputSolution: the k-th eigenvalue λ_k of K B is negative and 2t|λ_k| > 9.2, so the k-th output "
+            "direction is lost to cancellation; use GrassmannSolution in weight space or integrate "
+            "OutputFlow with ssldyn.solve.")
+        R = X @ N_isqrt
+        return R if R0_eval is None else (R, Xe @ N_isqrt)
+
+    def _forms(self, t, R0, R0_eval, scale):
+        """`(X, N, X_eval)` in the plain and in the graph form (X_eval None without `R0_eval`); both
+        represent the same `R = X N^{-1/2}` up to a rotation. Inputs are validated by `__call__`."""
         dtype = R0.dtype
         scale = jnp.asarray(scale, dtype)
         lam = scale * self.lam  # eigenvalues of (scale·L)ᵀ B L for the root √scale·L
         # Shift every exponent by s = max(2tλ_max, 0) (the common factor α = e^{−s} cancels in X N^{-1/2}).
-        s = jnp.maximum(2.0 * t * jnp.max(lam), 0.0)
+        lam_max = jnp.max(lam)
+        s = jnp.maximum(2.0 * t * lam_max, 0.0)
         a = jnp.exp(-s)
         x = 2.0 * t * lam
+        x_s = 2.0 * t * (lam - jnp.maximum(lam_max, 0.0))  # x − s, differenced before scaling by t
         big = jnp.abs(x) > 1.0
         lam_safe = jnp.where(big, lam, 1.0)
         # α φ(λ), α ψ(λ), α² χ(λ); far from 0 in the shifted exponential form, near 0 by the φ-functions.
-        phi = jnp.where(big, (jnp.exp(x - s) - a) / lam_safe, 2.0 * t * _phi1(x) * a)
-        psi = jnp.where(big, (jnp.exp(x - s) - a * (1.0 + x)) / (2.0 * lam_safe**2), 2.0 * t**2 * _phi2(x) * a)
-        chi = jnp.where(big, (jnp.exp(2.0 * x - 2.0 * s) - a**2 * (1.0 + 2.0 * x)) / lam_safe**2,
+        phi = jnp.where(big, (jnp.exp(x_s) - a) / lam_safe, 2.0 * t * _phi1(x) * a)
+        psi = jnp.where(big, (jnp.exp(x_s) - a * (1.0 + x)) / (2.0 * lam_safe**2), 2.0 * t**2 * _phi2(x) * a)
+        chi = jnp.where(big, (jnp.exp(2.0 * x_s) - a**2 * (1.0 + 2.0 * x)) / lam_safe**2,
                         16.0 * t**2 * _phi2(2.0 * x) * a**2)
         k = R0.shape[1]
         c0 = self.BLQ.T @ R0  # Qᵀ Lᵀ B R(0); the factor √scale of the root is folded in below
@@ -383,35 +458,28 @@ class OutputSolution(AbstractSolution):
         # (N ↦ TᵀNT), c_top the rows of c₀ of the k largest λ. The fast modes become the identity and
         # every other entry is a ratio φ_i/φ_j, ψ_i/φ_j or χ_i/(φ_jφ_l) that stays O(1); the ratios are
         # formed from logarithms (no shift), so modes far slower than the fastest do not underflow.
-        ls, lt = jnp.log(scale), jnp.log(t)
-        logf = ls + jnp.log(2.0) + lt + _log_phi1(x)
-        logpsi = ls + jnp.log(2.0) + 2.0 * lt + _log_phi2(x)
-        logchi = ls + jnp.log(16.0) + 2.0 * lt + _log_phi2(2.0 * x)
+        # With f = 2 scale t φ₁(x), ψ = 2 scale t² φ₂(x), χ = 16 scale t² φ₂(2x) and log φ = max(x, 0) + rest,
+        # the constants and the linear parts cancel analytically in every ratio (see `_log_phi1_rest`):
+        #   f_i/f_j = e^{2t(ℓ_i − ℓ_j) + r1_i − r1_j},  ψ_i/f_j = t·e^{2t(ℓ_i − ℓ_j) + r2_i − r1_j},
+        #   √χ_i/f_j = (2/√scale)·e^{2t(ℓ_i − ℓ_j) + r2(2x)_i/2 − r1_j},  ℓ = max(λ, 0).
+        lt = jnp.log(t)
+        ell = jnp.maximum(lam, 0.0)
+        r1, r2, r2x2 = _log_phi1_rest(x), _log_phi2_rest(x), _log_phi2_rest(2.0 * x)
         cT, cR = c0[-k:], c0[:-k]
-        lfT = logf[-k:]
+        lin = 2.0 * t * (ell[:-k, None] - ell[None, -k:])  # slow i vs fast j: ≤ 0 when the top k are largest
+        r1T = r1[-k:]
         Gd = jnp.linalg.solve(cT.T, cR.T).T  # c_rest c_top⁻¹
+        lfT = jnp.log(scale) + jnp.log(2.0) + lt + 2.0 * t * ell[-k:] + r1T  # log f_top (absolute)
         T = jnp.linalg.inv(cT) * jnp.exp(-lfT)[None, :]
-        X_g = R0 @ T + self.LQ[:, -k:] + self.LQ[:, :-k] @ (jnp.exp(logf[:-k, None] - lfT[None, :]) * Gd)
-        H = Gd * jnp.exp(0.5 * logchi[:-k, None] - lfT[None, :])
-        N_g = T.T @ N0 @ T + jnp.diag(jnp.exp(logchi[-k:] - 2.0 * lfT)) + H.T @ H
-        w_p = jnp.linalg.eigvalsh(sym(N_p))
-        use_graph = ~(w_p[0] > 1e-8 * w_p[-1])
-        X = jnp.where(use_graph, X_g, X_p)
-        w, V = jnp.linalg.eigh(sym(jnp.where(use_graph, N_g, N_p)))
-        # Both forms are exact; refuse (rather than return a spurious collapse) if even the graph form's
-        # N is numerically singular (e.g. R(0) orthogonal to a top eigen-direction of K B).
-        N_isqrt = (V / jnp.sqrt(w)[None, :]) @ V.T
-        N_isqrt = eqx.error_if(
-            N_isqrt, ~(w[0] > 1e-12 * w[-1]),
-            "OutputSolution: N(t) is numerically singular (R(0) is nearly orthogonal to a top eigen-direction "
-            "of K B, or t is extreme); integrate OutputFlow with ssldyn.solve instead.")
-        R = X @ N_isqrt
+        X_g = R0 @ T + self.LQ[:, -k:] + self.LQ[:, :-k] @ (jnp.exp(lin + r1[:-k, None] - r1T[None, :]) * Gd)
+        H = Gd * (2.0 / jnp.sqrt(scale)) * jnp.exp(lin + 0.5 * r2x2[:-k, None] - r1T[None, :])
+        N_g = T.T @ N0 @ T + jnp.diag((4.0 / scale) * jnp.exp(r2x2[-k:] - 2.0 * r1T)) + H.T @ H
         if R0_eval is None:
-            return R
+            return (X_p, N_p, None), (X_g, N_g, None)
         # X* = αR0* + 2 scale K* B (α t R0 + scale · LQ diag(ψ) c₀), times T in the graph form.
         Y_p = a * t * R0 + scale * (self.LQ @ (psi[:, None] * c0))
-        Y_g = t * (R0 @ T) + self.LQ[:, -k:] * jnp.exp(logpsi[-k:] - lfT)[None, :] \
-            + self.LQ[:, :-k] @ (jnp.exp(logpsi[:-k, None] - lfT[None, :]) * Gd)
-        Xe = jnp.where(use_graph, R0_eval @ T, a * R0_eval) \
-            + 2.0 * scale * (self.K_eval @ (self.B @ jnp.where(use_graph, Y_g, Y_p)))
-        return R, Xe @ N_isqrt
+        Y_g = t * (R0 @ T) + self.LQ[:, -k:] * (t * jnp.exp(r2[-k:] - r1T))[None, :] \
+            + self.LQ[:, :-k] @ (t * jnp.exp(lin + r2[:-k, None] - r1T[None, :]) * Gd)
+        Xe_p = a * R0_eval + 2.0 * scale * (self.K_eval @ (self.B @ Y_p))
+        Xe_g = R0_eval @ T + 2.0 * scale * (self.K_eval @ (self.B @ Y_g))
+        return (X_p, N_p, Xe_p), (X_g, N_g, Xe_g)

@@ -72,6 +72,16 @@ class AbstractFlow(eqx.Module):
     def from_internal(self, y):
         return y
 
+    def restore(self, y):
+        """Pull a state that drifted off the flow's constraint set back onto it (identity here).
+
+        `solve` applies it after every accepted step (internal coordinates) and to every saved state
+        (external coordinates), the standard projection method (Hairer, Lubich & Wanner, *Geometric
+        Numerical Integration*, §IV.4): without it the drift of `WᵀW − I` grows like `e^{4|μ|t}` when
+        the loss has negative curvature along the subspace, and round-off alone reaches ~1e-6 in float32.
+        A flow overriding it must keep its internal coordinates an orthogonal change of basis."""
+        return y
+
     @property
     def manifold(self) -> AbstractManifold | None:
         """The weight manifold, for retraction GD (`simulate_gd`); None for output-space flows."""
@@ -147,6 +157,10 @@ class QuadraticFlow(AbstractFlow):
     def from_internal(self, W):
         return W if self.U is None else self.U @ W
 
+    def restore(self, W):
+        """The manifold's `restore` (valid in both coordinates: `W ↦ UᵀW` is orthogonal)."""
+        return self.manifold_.restore(W)
+
 
 def naive_flow(S, *, weight_decay=0.0, eigenbasis: bool = False) -> QuadraticFlow:
     """Naive Euclidean flow `dW/dt = 2SW − ωW` (collapses to rank one). See `QuadraticFlow`."""
@@ -207,6 +221,10 @@ class GradientFlow(AbstractFlow):
     def vector_field(self, t, W):
         G = jax.grad(self.loss)(W)
         return jax.tree_util.tree_map(jnp.negative, self.manifold_.project(W, G))
+
+    def restore(self, W):
+        """The manifold's `restore` (the identity on the Euclidean manifold, also for pytree states)."""
+        return self.manifold_.restore(W)
 
     def check_initial(self, y0):
         W = self.manifold_.check(y0, "y0")

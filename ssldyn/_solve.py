@@ -25,6 +25,7 @@ import numpy as np
 from jaxtyping import Array, Float, PyTree
 
 from ._flows import AbstractFlow, OutputFlow, QuadraticFlow
+from ._manifolds import Sphere, Stiefel
 from ._solution import STATUS_MESSAGES, SolveError, Status, Trajectory
 from ._training import TrainResult, check_loop, run_steps
 from ._validation import all_finite, as_array, check_int, check_positive, in_trace, is_concrete
@@ -79,6 +80,58 @@ def _promote_initial(flow, y0):
         lambda a: a.astype(jnp.promote_types(a.dtype, dtype)) if jnp.issubdtype(a.dtype, jnp.floating) else a, y0)
 
 
+class _Restored(diffrax.AbstractWrappedSolver):
+    """A solver whose every step ends with `flow.restore` (the flow is the solve's `args`): the standard
+    projection method, which keeps a constrained state on its manifold (`AbstractFlow.restore`).
+
+    The error estimate and the dense output are the wrapped solver's, of the step before the
+    projection (which moves the state by less than the step's local error); saved states are
+    restored again in external coordinates by `solve`."""
+
+    solver: diffrax.AbstractSolver
+
+    @property
+    def term_structure(self):
+        return self.solver.term_structure
+
+    @property
+    def interpolation_cls(self):  # pyright: ignore
+        return self.solver.interpolation_cls
+
+    @property
+    def term_compatible_contr_kwargs(self):
+        return self.solver.term_compatible_contr_kwargs
+
+    @property
+    def root_finder(self):  # read by diffeqsolve for implicit solvers
+        return self.solver.root_finder
+
+    def order(self, terms):
+        return self.solver.order(terms)
+
+    def strong_order(self, terms):
+        return self.solver.strong_order(terms)
+
+    def error_order(self, terms):
+        return self.solver.error_order(terms)
+
+    def init(self, terms, t0, t1, y0, args):
+        return self.solver.init(terms, t0, t1, y0, args)
+
+    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+        y1, y_error, dense_info, solver_state, result = self.solver.step(
+            terms, t0, t1, y0, args, solver_state, made_jump)
+        return args.restore(y1), y_error, dense_info, solver_state, result
+
+    def func(self, terms, t0, y0, args):
+        return self.solver.func(terms, t0, y0, args)
+
+
+def _constrained(flow) -> bool:
+    """Whether `flow` keeps its state on a constraint set that `restore` pulls it back to."""
+    return isinstance(flow.manifold, (Sphere, Stiefel))
+
+
 def _supports_event(adjoint) -> bool:
     return isinstance(adjoint, (diffrax.RecursiveCheckpointAdjoint, diffrax.DirectAdjoint))
 
@@ -86,6 +139,9 @@ def _supports_event(adjoint) -> bool:
 @eqx.filter_jit
 def _solve_jit(flow, y0, t0, t1, ts, rtol, atol, dt0, solver, max_steps, throw, adjoint):
     term = diffrax.ODETerm(lambda t, y, args: _like(args.vector_field(t, y), y))
+    constrained = _constrained(flow)
+    if constrained:
+        solver = _Restored(solver)
     controller = diffrax.PIDController(rtol=rtol, atol=atol)
     sol = diffrax.diffeqsolve(
         term,
@@ -103,6 +159,8 @@ def _solve_jit(flow, y0, t0, t1, ts, rtol, atol, dt0, solver, max_steps, throw, 
         throw=False,
     )
     ys = jax.vmap(flow.from_internal)(sol.ys)
+    if constrained:  # the saved states are interpolated (off the manifold by up to the local error) and rotated
+        ys = jax.vmap(flow.restore)(ys)
     status = _status(sol.result, ys)
     if throw:
         ys = eqx.error_if(ys, status == 1, STATUS_MESSAGES[1])
@@ -245,5 +303,9 @@ def _simulate_gd_jit(flow, y0, lr, n_steps, save_every, include_initial):
             return jax.tree_util.tree_map(jnp.add, y, step_)
         return manifold.retract(y, step_)
 
+    def save(y):  # a retraction keeps y on the manifold; the rotation back from an eigenbasis may not
+        return flow.restore(flow.from_internal(y)) if manifold is not None and _constrained(flow) else \
+            flow.from_internal(y)
+
     return run_steps(step, flow.to_internal(y0), lr=lr, n_steps=n_steps, save_every=save_every,
-                     save_fn=flow.from_internal, xs=jnp.arange(n_steps), include_initial=include_initial)
+                     save_fn=save, xs=jnp.arange(n_steps), include_initial=include_initial)
