@@ -177,10 +177,10 @@ def _check_kernel_finite(K, activation, what: str = "kernel"):
 
 def _inputs(X, Y):
     """Validate X (n, d) and optional Y (n_Y, d); return (X, Y, symmetric)."""
-    X = as_array(X, "X", ndim=2)
+    X = as_array(X, "X", ndim=2, nonempty=True)  # an empty X gave an empty (or, for d = 0, a NaN) kernel
     if Y is None:
         return X, X, True
-    Y = as_array(Y, "Y", ndim=2)
+    Y = as_array(Y, "Y", ndim=2, nonempty=True)
     check_same_cols({"X": X, "Y": Y})
     dtype = jnp.result_type(X.dtype, Y.dtype)
     return X.astype(dtype), Y.astype(dtype), False
@@ -258,7 +258,7 @@ def hidden_features(X, V, activation, *, feature_scale: float = 1.0) -> jax.Arra
     References: Esser et al. (TMLR 2024), §1.
     """
     phi = get_activation(activation)
-    X = as_array(X, "X", ndim=2)
+    X = as_array(X, "X", ndim=2, nonempty=True)
     V = _hidden_weights(V, X.shape[1])
     _check_scalar_positive(feature_scale, "feature_scale")
     dtype = jnp.result_type(X.dtype, V.dtype)

@@ -30,8 +30,24 @@ from ._stats import sym
 from ._validation import as_array, check_orthonormal_columns, is_concrete
 
 
+def _factor_input(A, name: str = "A") -> jax.Array:
+    """`A` as a real array of matrices (..., d, k): complex dtypes and fewer than 2 dimensions are
+    refused, and NaN/Inf when `A` is concrete (a tracer inside jit/vmap passes unchecked)."""
+    A = as_array(A, name, finite=is_concrete(A))
+    if A.ndim < 2:
+        raise ValueError(f"`{name}` must be a matrix (..., d, k) with at least 2 dimensions, "
+                         f"got shape {tuple(A.shape)}.")
+    return A
+
+
 def qf(A: jax.Array) -> jax.Array:
-    """Q factor of a thin QR decomposition with a positive diagonal of R (unique for full rank)."""
+    """Q factor of a thin QR decomposition with a positive diagonal of R (unique for full rank).
+
+    `A` must be real and, when concrete, finite (raises naming `A`; a NaN would spread silently)."""
+    return _qf(_factor_input(A))
+
+
+def _qf(A: jax.Array) -> jax.Array:
     Q, R = jnp.linalg.qr(A)
     signs = jnp.sign(jnp.diagonal(R, axis1=-2, axis2=-1))
     signs = jnp.where(signs == 0, 1.0, signs).astype(Q.dtype)
@@ -39,7 +55,13 @@ def qf(A: jax.Array) -> jax.Array:
 
 
 def polar(A: jax.Array) -> jax.Array:
-    """Orthogonal polar factor `A (AᵀA)^{-1/2}` via the SVD."""
+    """Orthogonal polar factor `A (AᵀA)^{-1/2}` via the SVD.
+
+    `A` must be real and, when concrete, finite (raises naming `A`)."""
+    return _polar(_factor_input(A))
+
+
+def _polar(A: jax.Array) -> jax.Array:
     U, _, Vt = jnp.linalg.svd(A, full_matrices=False)
     return U @ Vt
 
@@ -142,7 +164,7 @@ class Stiefel(AbstractManifold):
         return G - W @ sym(W.T @ G)
 
     def retract(self, W, V):
-        return qf(W + V) if self.retraction == "qr" else polar(W + V)
+        return _qf(W + V) if self.retraction == "qr" else _polar(W + V)  # internal: trusted inputs
 
     def check(self, W, name: str = "W0"):
         W = as_array(W, name, ndim=2)
@@ -175,7 +197,7 @@ def stiefel_init(key: jax.Array, d: int, k: int, *, dtype=None) -> jax.Array:
 
     d = check_int(d, "d", minimum=1)
     check_rank_k(k, d)
-    return qf(jax.random.normal(key, (d, k), dtype=dtype or jnp.result_type(float)))
+    return _qf(jax.random.normal(key, (d, k), dtype=dtype or jnp.result_type(float)))
 
 
 MANIFOLDS = {"euclidean": Euclidean, "sphere": Sphere, "stiefel": Stiefel, "grassmann": Grassmann}

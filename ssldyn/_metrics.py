@@ -58,7 +58,7 @@ __all__ = [
 
 
 def _as_matrix_batch(x, name: str) -> jax.Array:
-    arr = as_array(x, name)
+    arr = as_array(x, name, nonempty=True)  # an empty matrix has no rank, span or spectrum
     if arr.ndim < 2:
         raise ValueError(
             f"`{name}` must be a matrix (..., rows, cols) with at least 2 dimensions, "
@@ -173,8 +173,8 @@ def principal_angles(A, B) -> jax.Array:
 
 
 def _prepare_pair(A, B):
-    a = as_array(A, "A", ndim=2)
-    b = as_array(B, "B", ndim=2)
+    a = as_array(A, "A", ndim=2, nonempty=True)
+    b = as_array(B, "B", ndim=2, nonempty=True)
     _check_same_ambient(a, b, "A", "B")
     for name, x in (("A", a), ("B", b)):
         d, k = x.shape
@@ -445,8 +445,8 @@ class ProbeResult(NamedTuple):
 
 
 def _prepare_probe(Z_train, y_train, Z_test, y_test, n_classes):
-    ztr = as_array(Z_train, "Z_train", ndim=2)
-    zte = as_array(Z_test, "Z_test", ndim=2)
+    ztr = as_array(Z_train, "Z_train", ndim=2, nonempty=True)
+    zte = as_array(Z_test, "Z_test", ndim=2, nonempty=True)
     ytr = check_labels(y_train, "y_train")
     check_same_rows({"Z_train": ztr, "y_train": ytr})
     check_same_cols({"Z_train": ztr, "Z_test": zte})

@@ -121,6 +121,7 @@ class AbstractSolution(eqx.Module):
         """The state at effective time `t ≥ 0` (a scalar)."""
 
     def __call__(self, t):
+        t = _check_time(t)  # real, finite, >= 0 (concrete values), whatever the subclass's `evaluate` checks
         y = self.evaluate(t)
         if not in_trace(y, t) and not all_finite(y):
             raise self.nonfinite_error(t)

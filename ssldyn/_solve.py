@@ -9,8 +9,8 @@ state, 3 another solver failure) and, with `throw=True` (default), a failed solv
 inside `jit` and `vmap`, through `equinox`'s runtime errors. A diverging state is caught early: a
 diffrax event stops the solve as soon as the state is non-finite or beyond `finfo.max ** 0.9`
 (before the step-size controller would reject step after step until `max_steps`), and the status
-is 2 (`Status.nonfinite`). `simulate_gd` raises a `FloatingPointError` naming `lr` when its
-iterates become non-finite (outside a trace).
+is 2 (`Status.nonfinite`). `simulate_gd` raises a `FloatingPointError` naming `lr` and the steps
+between which its iterates become non-finite (outside a trace).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from jaxtyping import Array, Float, PyTree
 from ._flows import AbstractFlow, OutputFlow, QuadraticFlow
 from ._manifolds import Sphere, Stiefel
 from ._solution import STATUS_MESSAGES, SolveError, Status, Trajectory
-from ._training import TrainResult, check_loop, run_steps
+from ._training import TrainResult, check_finite_result, check_loop, run_steps
 from ._validation import all_finite, as_array, check_int, check_positive, in_trace, is_concrete
 
 def _status(result, ys) -> jax.Array:
@@ -130,6 +130,18 @@ class _Restored(diffrax.AbstractWrappedSolver):
 def _constrained(flow) -> bool:
     """Whether `flow` keeps its state on a constraint set that `restore` pulls it back to."""
     return isinstance(flow.manifold, (Sphere, Stiefel))
+
+
+def _check_nonempty(y0, name: str = "y0") -> None:
+    """Raise naming `name` when the state (any pytree) has a leaf with no entries: an empty state
+    (a shape (d, 0) or (0, k)) has no dynamics and would otherwise return empty or NaN arrays."""
+    if y0 is None:  # refused as a wrong type by the flow's `check_initial`
+        return
+    leaves = jax.tree_util.tree_leaves(y0)
+    empty = [leaf for leaf in leaves if np.size(leaf) == 0]
+    if not leaves or empty:
+        shape = tuple(jnp.shape(empty[0])) if empty else (np.shape(y0) if isinstance(y0, (list, tuple)) else ())
+        raise ValueError(f"`{name}` must not be empty (a state with no entries), got shape {shape}.")
 
 
 def _supports_event(adjoint) -> bool:
@@ -247,6 +259,7 @@ def solve(
     """
     if not isinstance(flow, AbstractFlow):
         raise TypeError(f"`flow` must be an ssldyn flow (AbstractFlow), got {type(flow).__name__}.")
+    _check_nonempty(y0)
     y0 = _promote_initial(flow, flow.check_initial(y0))
     t0, t1, ts, rtol, atol, dt0, solver, adjoint = _check_solve_options(
         jax.tree_util.tree_leaves(y0)[0].dtype, t0, t1, ts, rtol, atol, dt0, solver, max_steps, adjoint)
@@ -261,7 +274,8 @@ def solve(
 
 
 def simulate_gd(flow: AbstractFlow, y0: PyTree[Float[Array, "..."]], lr: float | Float[Array, ""], n_steps: int, *,
-                save_every: int | None = None, include_initial: bool = False) -> TrainResult:
+                save_every: int | None = None, include_initial: bool = False,
+                check_finite: bool = True) -> TrainResult:
     r"""Gradient descent (Riemannian, with the flow's retraction) simulated step by step:
 
         y_{k+1} = retract_{y_k}( lr · vector_field(t_k, y_k) ),   t_k = k · lr,
@@ -272,7 +286,10 @@ def simulate_gd(flow: AbstractFlow, y0: PyTree[Float[Array, "..."]], lr: float |
     manifold) it is the explicit Euler method.
 
     **Arguments:** `flow`; `y0`; `lr` > 0; `n_steps` ≥ 0; `save_every`: also save every
-    `save_every`-th iterate (None: only the last); `include_initial`: save `y0` at t = 0 too.
+    `save_every`-th iterate (None: only the last); `include_initial`: save `y0` at t = 0 too;
+    `check_finite`: outside a trace, raise `FloatingPointError` naming `lr` and the steps between which
+    the iterates became non-finite (located by a second run with saves when `save_every` is None);
+    `check_finite=False` returns the raw arrays.
 
     **Returns:** a `TrainResult`: `final` the state after N steps, `saved` the iterates `save_every,
     2·save_every, …` stacked along a leading axis (None without `save_every`), `ts` their times
@@ -280,15 +297,27 @@ def simulate_gd(flow: AbstractFlow, y0: PyTree[Float[Array, "..."]], lr: float |
     """
     if not isinstance(flow, AbstractFlow):
         raise TypeError(f"`flow` must be an ssldyn flow (AbstractFlow), got {type(flow).__name__}.")
+    _check_nonempty(y0)
     y0 = _promote_initial(flow, flow.check_initial(y0))
     n_steps, save_every = check_loop(lr, n_steps, save_every)
     dtype = jax.tree_util.tree_leaves(y0)[0].dtype
-    result = _simulate_gd_jit(flow, y0, jnp.asarray(lr, dtype), n_steps, save_every, bool(include_initial))
-    if not in_trace(result, lr) and not all_finite(result.final):
+    if not isinstance(check_finite, (bool, np.bool_)):
+        raise TypeError(f"`check_finite` must be a bool, got {type(check_finite).__name__}.")
+    lr_arr = jnp.asarray(lr, dtype)
+    result = _simulate_gd_jit(flow, y0, lr_arr, n_steps, save_every, bool(include_initial))
+    if check_finite and not in_trace(result, lr) and not all_finite(result.final):
+        # locate the divergence: the saves bracket it; without saves, rerun once with ~100 of them
+        located = result if save_every is not None else _simulate_gd_jit(
+            flow, y0, lr_arr, n_steps, max(1, -(-n_steps // 100)), False)
+        advice = ("Explicit steps are stable only for lr well below 1/(largest rate of the flow); "
+                  "a constrained flow helps too.")
+        try:
+            check_finite_result(located, lr=lr, n_steps=n_steps, where="simulate_gd")
+        except FloatingPointError as err:
+            raise FloatingPointError(f"{err} {advice}") from None
         raise FloatingPointError(
             f"simulate_gd: the iterates became non-finite (NaN/Inf) within `n_steps` = {n_steps} steps at "
-            f"`lr` = {float(lr):g}: gradient descent diverged. Lower `lr` (explicit steps are stable only for "
-            "lr well below 1/(largest rate of the flow)), shorten the horizon, or use a constrained flow.")
+            f"`lr` = {float(lr):g}: gradient descent diverged. {advice}")
     return result
 
 

@@ -275,8 +275,9 @@ def check_finite_result(result, *, lr, n_steps: int | None = None, where: str = 
         lr_value = None
     where_steps = f"within the {n_steps} steps" if isinstance(n_steps, int) else "during training"
     ts = np.asarray(result.ts)
-    if first is not None and lr_value and ts.size:
-        t = ts.reshape(-1, ts.shape[-1])[0]
+    t = ts.reshape(-1, ts.shape[-1])[0] if first is not None and ts.ndim and ts.size else None
+    # (save times that overflowed, e.g. lr × steps beyond float32, cannot locate the steps)
+    if t is not None and lr_value and np.all(np.isfinite(t[max(first - 1, 0):first + 1])):
         t_hi = float(t[first])
         t_lo = float(t[first - 1]) if first > 0 else 0.0
         k_hi = int(round(t_hi / lr_value))

@@ -315,3 +315,181 @@ def test_recording_checks_is_inert_outside_its_context():
 
 def test_scaling_pair_apply_still_refuses_bad_sizes():
     _raises(lambda: scaling.pair_apply(np.ones((12, 3)), 0), ValueError, "`n`")
+
+
+# -------------------------------------------------------------------------------------------------
+# Remaining defects of the hardening issue: simulate_gd's step range, the hssl/simvae trainers, the
+# hssl configuration, times of any closed form, qf/polar, empty inputs of metrics, kernels and solve
+# -------------------------------------------------------------------------------------------------
+
+def test_simulate_gd_divergence_names_lr_and_brackets_the_first_bad_step():
+    flow, Q = ssldyn.naive_flow(10 * np.eye(12)), R
+    with pytest.raises(FloatingPointError) as info:
+        ssldyn.simulate_gd(flow, Q, 1e3, 200)
+    msg = str(info.value)
+    assert msg.startswith("simulate_gd") and "`lr` = 1000" in msg, msg
+    import re
+
+    lo, hi = map(int, re.search(r"between steps (\d+) and (\d+)", msg).groups())
+    # independent: the raw iterates of every step, without the check
+    raw = ssldyn.simulate_gd(flow, Q, 1e3, 200, save_every=1, check_finite=False)
+    finite = np.all(np.isfinite(np.asarray(raw.saved)).reshape(200, -1), axis=1)
+    first_bad = int(np.flatnonzero(~finite)[0]) + 1  # saves are after steps 1, 2, ...
+    assert lo < first_bad <= hi and hi - lo <= 2, (lo, first_bad, hi)
+    _raises(lambda: ssldyn.simulate_gd(flow, Q, 1e3, 200, check_finite="no"), TypeError, "`check_finite`")
+
+
+def _hssl_signals():
+    import ssldyn.hssl as H
+
+    spec = H.backbone_spec("cnn", length=12, channels=2, kernel=3, dilations=(1,), n_layers=1)
+    return H, spec, RNG.normal(size=(32, 12)).astype(np.float32)
+
+
+def _views(key, X, J):
+    return X[:, None, :] + 0.1 * jax.random.normal(key, (X.shape[0], J, X.shape[1]), X.dtype)
+
+
+def _train_ssl(lr, **kw):
+    H, spec, Xs = _hssl_signals()
+    cfg = H.ssl_config("hssl", n_steps=20, batch_size=8, lr=lr, head=(3,), max_offset=2, save_every=5)
+    return H.train_ssl(jax.random.split(KEY, 2), Xs, spec, cfg, **kw)
+
+
+def _train_ssl_2d(lr, **kw):
+    import ssldyn.hssl as H
+
+    sp = H.backbone2d_spec("p4", "cnn", side=6, channels=2)
+    cfg = H.ssl_config("hssl", n_steps=20, batch_size=8, lr=lr, head=(3,), max_offset=1, save_every=5)
+    return H.train_ssl_2d(jax.random.split(KEY, 2), RNG.random(size=(20, 6, 6)), sp, cfg, **kw)
+
+
+def _train_networks(lr, **kw):
+    import ssldyn.simvae as sv
+
+    return sv.train_networks(KEY, RNG.normal(size=(32, 6)).astype(np.float32),
+                             spec=sv.NetSpec(6, hidden=(4,), latent=2), method="vae", views_fn=_views, n_steps=6,
+                             lr=lr, batch_size=8, save_every=2, **kw)
+
+
+def _train_linear_gd(lr, **kw):
+    import ssldyn.simvae as sv
+
+    A, B = RNG.normal(size=(4, 4)), RNG.normal(size=(4, 4))
+    data = sv.LinearGaussianData(A @ A.T / 4, B @ B.T / 4)
+    st = sv.LinearState(0.5 * RNG.normal(size=(2, 4)), 0.5 * RNG.normal(size=(4, 2)), np.zeros(2))  # log-variances
+    return sv.train_linear_gd(data, sv.SimVAEKnobs(3, 0.3, 0.5), st, lr=lr, n_steps=50, save_every=5, **kw)
+
+
+MORE_DIVERGING = {  # trainer: (fn(lr, **kw), diverging lr, the name the message starts with)
+    "hssl.train_ssl": (_train_ssl, 1e38, "train_ssl"),  # float32 biases overflow within 10 Adam steps
+    "hssl.train_ssl_2d": (_train_ssl_2d, 1e38, "train_ssl_2d"),
+    "simvae.train_networks": (_train_networks, 1e30, "train_networks"),
+    "simvae.train_linear_gd": (_train_linear_gd, 1e3, "simulate_gd"),
+}
+
+
+@pytest.mark.parametrize("trainer", sorted(MORE_DIVERGING))
+def test_hssl_and_simvae_trainers_raise_naming_lr(trainer):
+    fn, lr, where = MORE_DIVERGING[trainer]
+    with pytest.raises(FloatingPointError) as info:
+        fn(lr)
+    msg = str(info.value)
+    assert msg.startswith(where) and f"`lr` = {lr:g}" in msg and "between steps" in msg, msg
+    raw = fn(lr, check_finite=False)  # the opt-out returns the raw (non-finite) parameters
+    params = raw[0] if isinstance(raw, tuple) else raw.final
+    assert not all(np.all(np.isfinite(np.asarray(a))) for a in jax.tree_util.tree_leaves(params))
+
+
+HSSL_BAD = [("dilations=1,100", "dilations"), ("max_offset=40", "max_offset"), ("modes=bogus", "modes"),
+            ("modes=random", "modes"), ("datasets_2d=cifar", "datasets_2d"), ("n_train=1", "n_train"),
+            ("offset_sweep=50", "offset_sweep"), ("rf_sweep=1,100", "rf_sweep"), ("linear_k=20", "linear_k"),
+            ("linear_lrs=5,10", "linear_lrs"), ("modes_2d=assl_fiber_aug", "modes_2d"),
+            ("max_offset_p4=4", "max_offset_p4"), ("max_offset_translation=20", "max_offset_translation"),
+            ("batch_size=1", "batch_size"), ("kernel=4", "kernel")]
+
+
+@pytest.mark.parametrize("setting,field", HSSL_BAD, ids=[s for s, _ in HSSL_BAD])
+def test_hssl_validate_config_refuses_before_the_first_cell(setting, field, tmp_path, capsys, monkeypatch):
+    from ssldyn.cli import main
+    from ssldyn.experiments import REGISTRY, _runner
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the run started although the configuration is invalid")
+
+    monkeypatch.setattr(_runner, "_run", forbidden)
+    assert REGISTRY["hssl"].validate is not None
+    out = tmp_path / "out"
+    rc = main(["run", "hssl", "--set", setting, "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and f"configuration field `{field}`" in err, err
+    assert not out.exists()
+
+
+class _Unchecked(ssldyn.AbstractSolution):
+    """A closed form whose `evaluate` checks nothing (as a user's subclass may)."""
+
+    def evaluate(self, t):
+        return jnp.ones(2) * t
+
+
+@pytest.mark.parametrize("t,exc", [(np.nan, ValueError), (-1.0, ValueError), (np.inf, ValueError), (1j, TypeError)])
+def test_any_closed_form_refuses_bad_times(t, exc):
+    _raises(lambda: _Unchecked()(t), exc, "`t`")
+    np.testing.assert_allclose(_Unchecked()(0.5), [0.5, 0.5])
+    np.testing.assert_allclose(jax.jit(_Unchecked().__call__)(0.25), [0.25, 0.25])
+
+
+@pytest.mark.parametrize("name", ["qf", "polar"])
+def test_qf_and_polar_refuse_nonfinite_and_complex_input(name):
+    fn = getattr(ssldyn, name)
+    A = RNG.normal(size=(6, 3))
+    _raises(lambda: fn(_nan(A)), ValueError, "`A`")
+    _raises(lambda: fn(np.where(A > 1.0, np.inf, A)), ValueError, "`A`")
+    _raises(lambda: fn(A + 1j), TypeError, "`A`", "real")
+    _raises(lambda: fn(np.ones(3)), ValueError, "`A`")
+    for Q in (fn(A), jax.jit(fn)(A), jax.vmap(fn)(np.stack([A, 2 * A]))[1]):  # traced calls are not refused
+        np.testing.assert_allclose(np.asarray(Q).T @ np.asarray(Q), np.eye(3), atol=1e-12)
+        P = np.asarray(Q) @ np.asarray(Q).T  # the same column span as A
+        np.testing.assert_allclose(P @ A, A, atol=1e-10)
+
+
+Y6 = np.array([0, 1, 0, 1, 0, 1])
+EMPTY_MORE = {
+    "linear_cka X rows": (lambda: ssldyn.linear_cka(np.zeros((0, 3)), np.zeros((0, 3))), "`X`"),
+    "subspace_distance A cols": (lambda: ssldyn.subspace_distance(np.zeros((6, 0)), R[:6]), "`A`"),
+    "principal_angles B rows": (lambda: ssldyn.principal_angles(R, np.zeros((0, 2))), "`B`"),
+    "projector W": (lambda: ssldyn.projector(np.zeros((4, 0))), "`W`"),
+    "orthogonality_error W": (lambda: ssldyn.orthogonality_error(np.zeros((0, 2))), "`W`"),
+    "stable_rank A": (lambda: ssldyn.stable_rank(np.zeros((0, 3))), "`A`"),
+    "effective_rank Z": (lambda: ssldyn.effective_rank(np.zeros((0, 3))), "`Z`"),
+    "rankme Z": (lambda: ssldyn.rankme(np.zeros((5, 0))), "`Z`"),
+    "ridge_probe Z_train": (lambda: ssldyn.ridge_probe(np.zeros((0, 3)), Y6[:0], X[:, :3], Y6), "`Z_train`"),
+    "logistic_probe Z_test": (lambda: ssldyn.logistic_probe(X[:, :3], Y6, np.zeros((0, 3)), Y6[:0]), "`Z_test`"),
+    "probe_accuracy Z_train cols": (lambda: ssldyn.probe_accuracy(np.zeros((6, 0)), Y6, np.zeros((6, 0)), Y6),
+                                    "`Z_train`"),
+    "solve y0 (d, 0)": (lambda: ssldyn.solve(ssldyn.naive_flow(np.eye(4)), np.zeros((4, 0)), 0.0, 1.0), "`y0`"),
+    "solve y0 grassmann": (lambda: ssldyn.solve(ssldyn.grassmann_flow(np.eye(4)), np.zeros((4, 0)), 0.0, 1.0), "`y0`"),
+    "simulate_gd y0": (lambda: ssldyn.simulate_gd(ssldyn.naive_flow(np.eye(4)), np.zeros((4, 0)), 0.1, 2), "`y0`"),
+    "relu_kernel X rows": (lambda: ssldyn.relu_kernel(np.zeros((0, 3))), "`X`"),
+    "erf_kernel X cols": (lambda: ssldyn.erf_kernel(np.zeros((4, 0))), "`X`"),
+    "relu_kernel Y rows": (lambda: ssldyn.relu_kernel(X, np.zeros((0, 4))), "`Y`"),
+    "infinite_width_kernel X": (lambda: ssldyn.infinite_width_kernel(np.zeros((0, 3)), activation="tanh"), "`X`"),
+    "infinite_width_ntk X": (lambda: ssldyn.infinite_width_ntk(np.zeros((4, 0)), activation="relu"), "`X`"),
+    "hermite_series_kernel X": (lambda: ssldyn.hermite_series_kernel(np.zeros((0, 3)), activation="tanh"), "`X`"),
+    "quadrature_kernel X": (lambda: ssldyn.quadrature_kernel(np.zeros((0, 3)), activation="tanh"), "`X`"),
+    "hidden_features X": (lambda: ssldyn.hidden_features(np.zeros((4, 0)), np.zeros((5, 0)), "relu"), "`X`"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EMPTY_MORE))
+def test_empty_inputs_of_metrics_kernels_and_solve_are_refused(case):
+    fn, needle = EMPTY_MORE[case]
+    _raises(fn, ValueError, needle, "empty")
+
+
+def test_overflowing_save_times_still_raise_the_divergence():
+    # float32 save times lr × steps overflow (3e38, then inf): the error is still a FloatingPointError naming `lr`
+    lr = np.float32(1e38)
+    _raises(lambda: ssldyn.run_steps(lambda c, x: c * 1e10, jnp.ones(1, jnp.float32), lr=lr, n_steps=6, save_every=1),
+            FloatingPointError, "`lr` = 1e+38", "diverged")

@@ -99,7 +99,7 @@ class Config:
 
 QUICK = dict(n_train=1000, n_test=500, n_seeds=3, n_steps=100, batch_size=64, modes=("assl", "assl_fiber", "hssl"),
              lc_modes=("hssl",), rf_sweep=((1, 1), (1, 2, 4)), offset_sweep=(8,),
-             modes_2d=("assl_fiber", "hssl"), n_train_2d=500, n_test_2d=500, n_steps_2d=40, batch_size_2d=32)
+             datasets_2d=("digits",), modes_2d=("assl_fiber", "hssl"), n_train_2d=500, n_test_2d=500, n_steps_2d=40, batch_size_2d=32)
 
 DATASETS_2D = {"mnist": "translation", "digits": "p4"}
 
@@ -632,7 +632,7 @@ def report(config: Config, ctx, records: list[dict], out: Path) -> str:
                                   f"{len(recs)} | {recs[0]['equivariance_error']:.1e} | {recs[0]['train_seconds']:.1f} |")
     rf_main = _rf(config.dilations, config.kernel)
     return f"""
-{"**This is a reduced (`--quick`) run**: fewer samples, channels, steps and seeds than the full protocol; its verdicts are indicative only." if quick else "Full CPU protocol."}
+{"**This is a reduced (`--quick`) run**: fewer samples, channels, steps and seeds than the full protocol, and only the p4 (8×8 digits) 2-D data set; its verdicts are indicative only." if quick else "Full CPU protocol."}
 
 ## Protocol actually run
 MNIST-1D-style signals (`ssldyn.data.make_mnist1d`, length {config.length}), {config.n_train} training / {config.n_test}
@@ -675,6 +675,99 @@ seed 0 on 16 held-out images.
 - The random-initialisation rows are the baselines every trained mode must be judged against.
 """
 
+
+def validate_config(config: Config) -> None:
+    """Ranges of the settings, checked before the first cell (the runner has already checked every
+    setting's type and sign); raises ValueError/TypeError naming the field (`Experiment.validate`,
+    picked up by `from_namespace`)."""
+
+    def need(name, ok, want):
+        if not ok:
+            raise ValueError(f"configuration field `{name}` must be {want}, got {getattr(config, name)!r}")
+
+    def is_int(v):
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+    def is_num(v):
+        return isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and bool(np.isfinite(v))
+
+    def ints(name, minimum):
+        v = getattr(config, name)
+        need(name, is_int(v) and v >= minimum, f"an int >= {minimum}")
+        return int(v)
+
+    def choices(name, allowed, allow_empty=False):
+        v = getattr(config, name)
+        need(name, isinstance(v, (tuple, list)) and (allow_empty or len(v) > 0)
+             and all(isinstance(m, str) and m in allowed for m in v) and len(set(v)) == len(v),
+             f"different names among {tuple(allowed)}")
+
+    c = config
+    need("dtype", c.dtype in ("float32", "float64"), "'float32' or 'float64'")
+    length = ints("length", 2)
+    ints("n_train", 10)      # the probe is fitted on the ten MNIST-1D classes
+    ints("n_test", 10)
+    ints("channels", 1)
+    kernel = ints("kernel", 1)
+    need("kernel", kernel % 2 == 1, "an odd int (a centred window)")
+    ints("n_layers", 1)
+    ints("n_seeds", 1)
+    ints("n_steps", 1)
+    ints("batch_size", 2)    # NT-Xent needs in-batch negatives
+    ints("seed", 0)
+    for name in ("lr", "temperature", "linear_T", "lr_2d"):
+        need(name, is_num(getattr(c, name)) and getattr(c, name) > 0, "a positive finite number")
+    need("noise_2d", is_num(c.noise_2d) and c.noise_2d >= 0, "a non-negative finite number")
+    for name in ("head", "head_2d"):
+        v = getattr(c, name)
+        need(name, isinstance(v, (tuple, list)) and len(v) > 0 and all(is_int(h) and h >= 1 for h in v),
+             "a non-empty tuple of positive ints (the head's widths)")
+
+    def dilations_ok(dil) -> bool:
+        return (isinstance(dil, (tuple, list)) and len(dil) > 0 and all(is_int(d) and d >= 1 for d in dil)
+                and _rf(dil, kernel) <= length)
+
+    rf_want = f"a non-empty tuple of positive ints with receptive field 1 + (kernel - 1)·Σd <= length = {length}"
+    need("dilations", dilations_ok(c.dilations), rf_want)
+    need("rf_sweep", isinstance(c.rf_sweep, (tuple, list)) and all(dilations_ok(d) for d in c.rf_sweep),
+         f"a tuple of dilation tuples, each {rf_want}")
+    need("max_offset", is_int(c.max_offset) and 0 <= c.max_offset <= length - 1,
+         f"an int in [0, length - 1 = {length - 1}] (offsets inside the signal)")
+    need("offset_sweep", isinstance(c.offset_sweep, (tuple, list)) and len(set(c.offset_sweep)) == len(c.offset_sweep)
+         and all(is_int(m) and 0 <= m <= length - 1 for m in c.offset_sweep),
+         f"different ints in [0, length - 1 = {length - 1}]")
+    trained = tuple(m for m in hssl.MODES if m != "random")   # "random" is always a cell of its own
+    choices("modes", trained)
+    choices("lc_modes", trained, allow_empty=True)
+    choices("datasets_2d", tuple(DATASETS_2D), allow_empty=True)
+    choices("modes_2d", tuple(m for m in hssl.MODES_2D if m != "random"))
+    linear_r = ints("linear_r", 1)
+    need("linear_r", linear_r <= length, f"an int <= length = {length} (a receptive field inside the signal)")
+    need("linear_k", is_int(c.linear_k) and 1 <= c.linear_k <= linear_r, f"an int in [1, linear_r = {linear_r}]")
+    lrs = c.linear_lrs
+    need("linear_lrs", isinstance(lrs, (tuple, list)) and len(lrs) >= 2 and len(set(lrs)) == len(lrs)
+         and all(is_num(a) and a > 0 for a in lrs), "at least two different positive learning rates")
+    need("linear_lrs", all(round(c.linear_T / a) >= 20 for a in lrs),
+         f"at most linear_T / 20 = {c.linear_T / 20:g} each (the GD run saves 20 times)")
+    if c.datasets_2d:
+        ints("n_train_2d", 10)
+        ints("n_test_2d", 10)
+        ints("n_steps_2d", 1)
+        ints("batch_size_2d", 2)
+        k2 = ints("kernel_2d", 1)
+        need("kernel_2d", k2 % 2 == 1, "an odd int (a centred window)")
+        ints("channels_p4", 1)
+        ints("channels_translation", 1)
+        if "mnist" in c.datasets_2d:   # 14x14 torus: translations mod 14
+            layers = ints("layers_translation", 1)
+            need("layers_translation", 1 + (k2 - 1) * layers <= 14,
+                 f"such that 1 + (kernel_2d - 1)·layers <= 14 (the image side), with kernel_2d = {k2}")
+            need("max_offset_translation", is_int(c.max_offset_translation) and 0 <= c.max_offset_translation <= 13,
+                 "an int in [0, 13] (pixels of the 14x14 torus)")
+        if "digits" in c.datasets_2d:  # p4 on 12x12: two layers, four rotations
+            need("kernel_2d", 1 + (k2 - 1) * 2 <= 12, "such that 1 + 2·(kernel_2d - 1) <= 12 (the p4 image side)")
+            need("max_offset_p4", is_int(c.max_offset_p4) and 0 <= c.max_offset_p4 <= 3,
+                 "an int in [0, 3] (quarter turns of p4)")
 
 EXPERIMENT = register(Experiment.from_namespace(
     globals(),

@@ -29,7 +29,7 @@ import numpy as np
 import optax
 
 from .._losses import info_nce_loss
-from .._training import fast_key, run_steps, step_keys
+from .._training import TrainResult, check_finite_result, fast_key, run_steps, step_keys
 from .._validation import as_array, check_choice, check_int, check_keys, check_positive
 from ._model import (Backbone2D, BackboneSpec, action_table, apply_backbone, element_compose, element_inverse,
                      fibers2d, init_backbone, init_backbone2d)
@@ -197,14 +197,18 @@ _train_many = jax.jit(jax.vmap(_train_one, in_axes=(0, None, None, None, None, N
 _init_many = jax.jit(jax.vmap(init_model, in_axes=(0, None, None, None)), static_argnums=(1, 2, 3))
 
 
-def train_ssl(keys, X_train, spec: BackboneSpec, cfg: SSLConfig, *, dtype=jnp.float32):
+def train_ssl(keys, X_train, spec: BackboneSpec, cfg: SSLConfig, *, dtype=jnp.float32, check_finite: bool = True):
     """Train one network per key (vmapped over seeds).
 
-    **Arguments:** `keys` a stack of keys `(S,)`; `X_train (n, L)` signals; `spec`; `cfg` (`ssl_config`).
+    **Arguments:** `keys` a stack of keys `(S,)`; `X_train (n, L)` signals; `spec`; `cfg` (`ssl_config`);
+    `check_finite`: raise `FloatingPointError` naming `lr` (`cfg.lr`) and the steps when the trained
+    parameters or the last saved loss are not finite (`check_finite_result`, outside a trace).
 
     **Returns:** `(params, losses, ts)`: parameters with a leading seed axis, the NT-Xent loss at
     every `save_every`-th step `(S, n_saves)` and the effective times `ts = lr × steps`.
     """
+    if not isinstance(check_finite, (bool, np.bool_)):
+        raise TypeError(f"`check_finite` must be a bool, got {type(check_finite).__name__}.")
     keys, single = check_keys(keys, "keys")
     if single:
         raise ValueError("`keys` must be a stack of keys (jax.random.split(key, S)); use one per seed.")
@@ -223,9 +227,19 @@ def train_ssl(keys, X_train, spec: BackboneSpec, cfg: SSLConfig, *, dtype=jnp.fl
     shape_spec = spec._replace(dilations=(1,))
     params, losses, ts = _train_many(keys, X, jnp.asarray(MODES.index(cfg.mode)), jnp.asarray(cfg.max_offset),
                                      jnp.asarray(cfg.lr, X.dtype), jnp.asarray(spec.dilation_vector), shape_spec, static)
+    return _finish(params, losses, ts, keys, X.dtype, cfg, check_finite, "train_ssl")
+
+
+def _finish(params, losses, ts, keys, dtype, cfg, check_finite, where):
+    """`(params, losses, ts)` of a vmapped run, checked (outside a trace) with `check_finite_result`."""
+    ts = ts[0] if ts.ndim > 1 else ts
+    if check_finite:  # the save times in float64 (lr × steps may overflow the training dtype)
+        ts64 = np.arange(1, np.shape(ts)[-1] + 1) * (cfg.save_every or 1) * float(cfg.lr)
+        check_finite_result(TrainResult(final=params, saved=losses, ts=ts64), lr=cfg.lr, n_steps=cfg.n_steps,
+                            where=where)
     if losses is None:
-        losses = jnp.zeros((keys.shape[0], 0), X.dtype)
-    return params, losses, ts[0] if ts.ndim > 1 else ts
+        losses = jnp.zeros((keys.shape[0], 0), dtype)
+    return params, losses, ts
 
 
 # --------------------------------------------------------------------------------------------------
@@ -332,15 +346,17 @@ _train_many_2d = jax.jit(jax.vmap(_train_one_2d, in_axes=(0, None, None, None, N
                          static_argnums=(6, 7))
 
 
-def train_ssl_2d(keys, X_train, spec: Backbone2D, cfg: SSLConfig, *, dtype=jnp.float32):
+def train_ssl_2d(keys, X_train, spec: Backbone2D, cfg: SSLConfig, *, dtype=jnp.float32, check_finite: bool = True):
     """Train one 2-D backbone + head per key (vmapped over seeds); mode from `cfg.mode` (`MODES_2D`).
 
     **Arguments:** `keys` a stack of keys `(S,)`; `X_train (n, side, side)` images; `spec`
-    (`backbone2d_spec`); `cfg` (`ssl_config`).
+    (`backbone2d_spec`); `cfg` (`ssl_config`); `check_finite` as in `train_ssl`.
 
     **Returns:** `(params, losses, ts)` as `train_ssl`: `params["backbone"]` with a leading seed axis
     (the random-init weights for mode "random", with the same backbone keys as the trained modes).
     """
+    if not isinstance(check_finite, (bool, np.bool_)):
+        raise TypeError(f"`check_finite` must be a bool, got {type(check_finite).__name__}.")
     keys, single = check_keys(keys, "keys")
     if single:
         raise ValueError("`keys` must be a stack of keys (jax.random.split(key, S)); use one per seed.")
@@ -362,6 +378,4 @@ def train_ssl_2d(keys, X_train, spec: Backbone2D, cfg: SSLConfig, *, dtype=jnp.f
     params, losses, ts = _train_many_2d(keys, X, jnp.asarray(MODES_2D.index(cfg.mode)), jnp.asarray(cfg.max_offset),
                                         jnp.asarray(cfg.lr, X.dtype),
                                         jnp.asarray(action_table(spec)), spec, static)
-    if losses is None:
-        losses = jnp.zeros((keys.shape[0], 0), X.dtype)
-    return params, losses, ts[0] if ts.ndim > 1 else ts
+    return _finish(params, losses, ts, keys, X.dtype, cfg, check_finite, "train_ssl_2d")

@@ -27,7 +27,7 @@ import optax
 
 from .._losses import info_nce_loss
 from .._solve import simulate_gd
-from .._training import TrainResult, check_loop, run_steps, step_keys
+from .._training import TrainResult, check_loop, finite_result, run_steps, step_keys
 from .._validation import as_array, check_choice, check_int, check_keys, check_positive
 from ._flows import LinearFlow
 from ._loss import _simvae_loss, cr_vae_loss, vae_loss, vicreg_loss
@@ -38,11 +38,13 @@ GENERATIVE = ("simvae", "vae", "beta_vae", "cr_vae")
 
 
 def train_linear_gd(data, knobs: SimVAEKnobs, y0, *, lr, n_steps: int, save_every: int | None = None,
-                    parametrisation: str = "logvar") -> TrainResult:
+                    parametrisation: str = "logvar", check_finite: bool = True) -> TrainResult:
     r"""Full-batch gradient descent on the exact linear loss `L(W, V, Λ)`: `y ← y − lr ∇L(y)` (in ℓ
-    for `parametrisation="logvar"`). After N steps it tracks `LinearFlow` at `t = lr·N` up to O(lr)."""
+    for `parametrisation="logvar"`). After N steps it tracks `LinearFlow` at `t = lr·N` up to O(lr).
+    A diverging run raises `FloatingPointError` naming `lr` and the steps (`simulate_gd`'s check;
+    `check_finite=False` returns the raw arrays)."""
     return simulate_gd(LinearFlow(data, knobs, parametrisation=parametrisation), y0, lr, n_steps,
-                       save_every=save_every)
+                       save_every=save_every, check_finite=check_finite)
 
 
 class NetSpec(eqx.Module):
@@ -116,6 +118,7 @@ def _method_loss(method, params, X, views_fn, key, hp, knobs, n_views):
     return _simvae_loss(views, x_hat, z, jnp.sum(lv, axis=-1), knobs)
 
 
+@finite_result()
 def train_networks(key, X, *, spec: NetSpec, method: str, views_fn: Callable, n_steps: int, lr=1e-3,
                    batch_size: int = 128, knobs: SimVAEKnobs | None = None, sigma_x2=0.01, beta=4.0,
                    cr_lambda=0.1, temperature=0.5, vicreg_mu=25.0, save_every: int | None = None) -> TrainResult:
@@ -133,7 +136,8 @@ def train_networks(key, X, *, spec: NetSpec, method: str, views_fn: Callable, n_
       `temperature` (SimCLR), `vicreg_mu`.
 
     **Returns:** a `TrainResult` whose `final` is the parameter pytree (a leading seed axis for a stack
-    of keys) and `saved` the parameters every `save_every` steps.
+    of keys) and `saved` the parameters every `save_every` steps. A non-finite result raises
+    `FloatingPointError` naming `lr` and the steps (`@finite_result`; `check_finite=False` opts out).
     """
     check_choice(method, "method", METHODS)
     X = as_array(X, "X", ndim=2)
