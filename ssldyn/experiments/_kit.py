@@ -50,6 +50,43 @@ class Claim:
                 "verdict": self.verdict, "reproduced": self.reproduced}
 
 
+class ConfigCheck:
+    """Range checks of one experiment configuration for its `validate_config`, each raising a
+    ValueError that names the field and what was expected (the runner has already checked types and
+    signs against the defaults)."""
+
+    def __init__(self, config):
+        self.config = config
+
+    @staticmethod
+    def is_int(v) -> bool:
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+    @staticmethod
+    def is_num(v) -> bool:
+        return isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and bool(np.isfinite(v))
+
+    def need(self, name: str, ok: bool, want: str) -> None:
+        """Raise unless `ok`: "configuration field `name` must be {want}, got {value!r}"."""
+        if not ok:
+            raise ValueError(f"configuration field `{name}` must be {want}, got {getattr(self.config, name)!r}")
+
+    def int(self, name: str, minimum: int, maximum: int | None = None, *, odd: bool = False) -> int:
+        """The field as an int in [minimum, maximum] (odd if asked: a centred window)."""
+        v = getattr(self.config, name)
+        self.need(name, self.is_int(v) and v >= minimum and (maximum is None or v <= maximum),
+                  f"an int >= {minimum}" if maximum is None else f"an int in [{minimum}, {maximum}]")
+        if odd:
+            self.need(name, v % 2 == 1, "an odd int (a centred window)")
+        return int(v)
+
+    def positive(self, name: str, *, allow_zero: bool = False) -> None:
+        """The field as a positive (or non-negative) finite number."""
+        v = getattr(self.config, name)
+        self.need(name, self.is_num(v) and (v >= 0 if allow_zero else v > 0),
+                  f"a {'non-negative' if allow_zero else 'positive'} finite number")
+
+
 def verdict(ok: bool | None, partly: bool = False) -> str:
     """`"yes"` when `ok`, `"partly"` when not ok but `partly`, `"no"` otherwise; None → `"not testable"`."""
     if ok is None:

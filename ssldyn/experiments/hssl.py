@@ -35,7 +35,7 @@ import ssldyn
 from ssldyn import data as ssl_data
 from ssldyn import hssl
 
-from ._kit import Claim, band, mean_se, select, verdict
+from ._kit import Claim, ConfigCheck, band, mean_se, select, verdict
 from ._registry import register
 from ._runner import Experiment, save_figure
 
@@ -681,20 +681,8 @@ def validate_config(config: Config) -> None:
     setting's type and sign); raises ValueError/TypeError naming the field (`Experiment.validate`,
     picked up by `from_namespace`)."""
 
-    def need(name, ok, want):
-        if not ok:
-            raise ValueError(f"configuration field `{name}` must be {want}, got {getattr(config, name)!r}")
-
-    def is_int(v):
-        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-    def is_num(v):
-        return isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and bool(np.isfinite(v))
-
-    def ints(name, minimum):
-        v = getattr(config, name)
-        need(name, is_int(v) and v >= minimum, f"an int >= {minimum}")
-        return int(v)
+    check = ConfigCheck(config)
+    need, is_int, is_num, ints = check.need, check.is_int, check.is_num, check.int
 
     def choices(name, allowed, allow_empty=False):
         v = getattr(config, name)
@@ -708,16 +696,15 @@ def validate_config(config: Config) -> None:
     ints("n_train", 10)      # the probe is fitted on the ten MNIST-1D classes
     ints("n_test", 10)
     ints("channels", 1)
-    kernel = ints("kernel", 1)
-    need("kernel", kernel % 2 == 1, "an odd int (a centred window)")
+    kernel = ints("kernel", 1, odd=True)
     ints("n_layers", 1)
     ints("n_seeds", 1)
     ints("n_steps", 1)
     ints("batch_size", 2)    # NT-Xent needs in-batch negatives
     ints("seed", 0)
     for name in ("lr", "temperature", "linear_T", "lr_2d"):
-        need(name, is_num(getattr(c, name)) and getattr(c, name) > 0, "a positive finite number")
-    need("noise_2d", is_num(c.noise_2d) and c.noise_2d >= 0, "a non-negative finite number")
+        check.positive(name)
+    check.positive("noise_2d", allow_zero=True)
     for name in ("head", "head_2d"):
         v = getattr(c, name)
         need(name, isinstance(v, (tuple, list)) and len(v) > 0 and all(is_int(h) and h >= 1 for h in v),
@@ -754,8 +741,7 @@ def validate_config(config: Config) -> None:
         ints("n_test_2d", 10)
         ints("n_steps_2d", 1)
         ints("batch_size_2d", 2)
-        k2 = ints("kernel_2d", 1)
-        need("kernel_2d", k2 % 2 == 1, "an odd int (a centred window)")
+        k2 = ints("kernel_2d", 1, odd=True)
         ints("channels_p4", 1)
         ints("channels_translation", 1)
         if "mnist" in c.datasets_2d:   # 14x14 torus: translations mod 14

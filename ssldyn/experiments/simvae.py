@@ -39,7 +39,7 @@ import ssldyn
 from ssldyn import data as ssl_data
 from ssldyn import simvae as sv
 
-from ._kit import Claim, mean_se, select, verdict
+from ._kit import Claim, ConfigCheck, mean_se, select, verdict
 from ._registry import register
 from ._runner import Experiment, save_figure
 
@@ -122,24 +122,11 @@ def validate_config(config: Config) -> None:
     """Check every setting before the first cell runs (ValueError/TypeError naming the setting)."""
     import os
 
+    check = ConfigCheck(config)
+    is_int, is_num, integer, positive = check.is_int, check.is_num, check.int, check.positive
+
     def fail(name, want):
-        raise ValueError(f"configuration field `{name}` must be {want}, got {getattr(config, name)!r}")
-
-    def is_int(v):
-        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-    def is_num(v):
-        return isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and bool(np.isfinite(v))
-
-    def integer(name, minimum, maximum=None):
-        v = getattr(config, name)
-        if not is_int(v) or v < minimum or (maximum is not None and v > maximum):
-            fail(name, f"an int >= {minimum}" if maximum is None else f"an int in [{minimum}, {maximum}]")
-
-    def positive(name, allow_zero=False):
-        v = getattr(config, name)
-        if not is_num(v) or (v < 0 if allow_zero else v <= 0):
-            fail(name, f"a {'non-negative' if allow_zero else 'positive'} finite number")
+        check.need(name, False, want)
 
     for name in ("data", "image_data", "idx_dir", "idx_kind", "dtype", "net_dtype"):
         if not isinstance(getattr(config, name), str):
