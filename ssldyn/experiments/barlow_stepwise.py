@@ -34,6 +34,7 @@ import numpy as np
 import ssldyn
 from ssldyn import barlow, data
 from ssldyn.experiments import Claim, Experiment, register, save_figure, select, verdict
+from ssldyn.experiments._kit import ConfigCheck
 
 
 @dataclasses.dataclass(frozen=True)
@@ -503,11 +504,7 @@ def validate_config(config: BarlowStepwiseConfig) -> None:
     """Ranges of the settings, checked before the first cell (the runner has already checked every
     setting's type and sign); raises ValueError naming the field."""
 
-    def need(name, ok, want):
-        if not ok:
-            raise ValueError(f"configuration field `{name}` must be {want}, got {getattr(config, name)!r}")
-
-    c = config
+    need, c = ConfigCheck(config).need, config
     need("n_pairs", 2 <= c.n_pairs <= 5000, "an int in [2, 5000] (the embedded MNIST digits)")
     need("k", 1 <= c.k <= 392, "an int in [1, 392] (2k eigenmodes of the 784-pixel Γ are computed)")
     need("lambda0", 0 < c.lambda0 < 1, "in (0, 1) (the initial eigenvalue scale of the aligned start)")

@@ -31,6 +31,7 @@ import numpy as np
 import ssldyn
 from ssldyn import collapse
 from ssldyn.experiments import Claim, Experiment, full_run_only, register, save_figure, select, verdict
+from ssldyn.experiments._kit import ConfigCheck
 
 
 @dataclasses.dataclass(frozen=True)
@@ -414,11 +415,7 @@ def validate_config(config: DimensionalCollapseConfig) -> None:
     """Ranges of the settings, checked before the first cell (the runner has already checked every
     setting's type and sign); raises ValueError naming the field."""
 
-    def need(name, ok, want):
-        if not ok:
-            raise ValueError(f"configuration field `{name}` must be {want}, got {getattr(config, name)!r}")
-
-    c = config
+    need, c = ConfigCheck(config).need, config
     need("d", c.d >= 2, "an int >= 2 (clean and noised coordinates)")
     need("n_noised", 1 <= c.n_noised <= c.d - 1, f"an int in [1, d - 1 = {c.d - 1}]")
     need("n_pool", c.n_pool >= 2, "an int >= 2")

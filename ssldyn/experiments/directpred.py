@@ -31,6 +31,7 @@ import ssldyn
 from ssldyn import byol
 from ssldyn.experiments import (Claim, Experiment, full_run_only, register, save_figure, select,
                                 spectra_over_time, verdict)
+from ssldyn.experiments._kit import ConfigCheck
 
 
 @dataclasses.dataclass(frozen=True)
@@ -909,11 +910,7 @@ def validate_config(config: Config) -> None:
     """Ranges of the settings, checked before the first cell (the runner has already checked every
     setting's type and sign); raises ValueError naming the field."""
 
-    def need(name, ok, want):
-        if not ok:
-            raise ValueError(f"configuration field `{name}` must be {want}, got {getattr(config, name)!r}")
-
-    c = config
+    need, c = ConfigCheck(config).need, config
     known = ("portrait", "network", "directpred", "isoloss")
     need("parts", "portrait" in c.parts and set(c.parts) <= set(known) and len(set(c.parts)) == len(c.parts),
          f"different names among {known}, including 'portrait'")

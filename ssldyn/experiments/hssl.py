@@ -466,6 +466,16 @@ CLAIMS = (claim_equivalence, claim_structure, claim_random_baseline, claim_param
 # Figures and report
 # ------------------------------------------------------------------------------------------------
 
+def _finish_axes(ax, xlabel, ylabel, title=None, *, legend_size=7):
+    """Axis labels, optional title, a grid and a small legend: the decoration of the line panels."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title is not None:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=legend_size)
+
+
 def _accuracy_figure(config, records, out):
     import matplotlib.pyplot as plt
 
@@ -509,11 +519,8 @@ def _sweep_figure(config, records, out):
         ax.errorbar(xs, mean, yerr=se, marker="o", capsize=3, label=f"offset range m = {m}", color=f"C{i}")
     if rand.size:
         ax.axhline(100 * rand.mean(), color="0.4", ls=":", label="random CNN (main RF)")
-    ax.set_xlabel("receptive field (positions)")
-    ax.set_ylabel("probe accuracy (%)")
-    ax.set_title("H-SSL on the CNN: receptive field × offset range")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    _finish_axes(ax, "receptive field (positions)", "probe accuracy (%)",
+                 "H-SSL on the CNN: receptive field × offset range")
     return save_figure(fig, out, "accuracy_vs_rf_offset")
 
 
@@ -530,18 +537,12 @@ def _linear_figure(config, records, out):
     axes[0].plot(c["ts"], c["loss_ode"], lw=2, label="linear flow (ODE)")
     for lr, cc in r["curves"].items():
         axes[0].plot(cc["ts"], cc["loss_gd"], "o", ms=3, mfc="none", label=f"GD, lr {lr}")
-    axes[0].set_xlabel("t = lr × steps")
-    axes[0].set_ylabel("spectral-contrastive loss")
-    axes[0].set_title(f"Tied linear encoder, r = {r['r']}, k = {r['k']}")
-    axes[0].legend(fontsize=7)
-    axes[0].grid(alpha=0.3)
+    _finish_axes(axes[0], "t = lr × steps", "spectral-contrastive loss",
+                 f"Tied linear encoder, r = {r['r']}, k = {r['k']}")
     axes[1].loglog(r["lrs"], r["gaps"], "o-", label=f"max gap (order {r['order']:.2f})")
     lrs = np.array(r["lrs"])
     axes[1].loglog(lrs, r["gaps"][0] * lrs / lrs[0], "k:", label="slope 1")
-    axes[1].set_xlabel("learning rate")
-    axes[1].set_ylabel("max relative gap GD vs ODE")
-    axes[1].legend(fontsize=7)
-    axes[1].grid(alpha=0.3)
+    _finish_axes(axes[1], "learning rate", "max relative gap GD vs ODE")
     return save_figure(fig, out, "linear_ode_vs_gd")
 
 
@@ -555,10 +556,7 @@ def _loss_figure(config, records, out):
             continue
         band(ax, recs[0]["ts"], [r["loss"] for r in recs], label=f"{arch} {mode}", color=f"C{i}",
              linestyle="-" if arch == "cnn" else "--")
-    ax.set_xlabel("t = lr × steps")
-    ax.set_ylabel("NT-Xent loss (minibatch)")
-    ax.legend(fontsize=6)
-    ax.grid(alpha=0.3)
+    _finish_axes(ax, "t = lr × steps", "NT-Xent loss (minibatch)", legend_size=6)
     return save_figure(fig, out, "training_loss")
 
 

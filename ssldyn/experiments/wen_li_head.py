@@ -29,6 +29,7 @@ import ssldyn
 from ssldyn import head
 from ssldyn.experiments import (Claim, Experiment, column, full_run_only, mean_se, register, save_figure, select,
                                 verdict)
+from ssldyn.experiments._kit import ConfigCheck
 
 PAPER = ("Z. Wen, Y. Li. The Mechanism of Prediction Head in Non-contrastive Self-supervised Learning. "
          "NeurIPS 2022. arXiv:2205.06226")
@@ -686,11 +687,7 @@ def validate_config(config: Config) -> None:
     """Ranges of the settings, checked before the first cell (the runner has already checked every
     setting's type and sign); raises ValueError naming the field."""
 
-    def need(name, ok, want):
-        if not ok:
-            raise ValueError(f"configuration field `{name}` must be {want}, got {getattr(config, name)!r}")
-
-    c = config
+    need, c = ConfigCheck(config).need, config
     for a2 in (*c.alpha2s, c.alpha2_ref):
         try:
             _model(c, a2)

@@ -43,6 +43,7 @@ import numpy as np
 import ssldyn
 from ssldyn import sparse
 from ssldyn.experiments import Claim, Experiment, full_run_only, register, save_figure, select, verdict
+from ssldyn.experiments._kit import ConfigCheck
 
 CONDITIONS = {
     "mask-bias": ("mask", True),
@@ -812,11 +813,7 @@ def validate_config(config: WenLiSparseConfig) -> None:
     """Ranges of the settings, checked before the first cell (the runner has already checked every
     setting's type and sign); raises ValueError naming the field."""
 
-    def need(name, ok, want):
-        if not ok:
-            raise ValueError(f"configuration field `{name}` must be {want}, got {getattr(config, name)!r}")
-
-    c = config
+    need, c = ConfigCheck(config).need, config
     need("d", c.d >= 1, "an int >= 1")
     need("d1", c.d1 >= c.d, f"an int >= d = {c.d} (the dictionary has d atoms in d1 dimensions)")
     need("m", c.m >= 1, "an int >= 1")
