@@ -307,27 +307,19 @@ def render_compile_times(recs):
 
 
 def render_ode_vs_networks(recs):
-    """Per cell (activation, width): every measurement with a width (training arms, ODE paths), and the summary."""
+    """Per cell (activation, width): the main job's timings of that cell, and the summary (`speed_summary`)."""
     s = summary_of(recs)
     parts = []
-    cells, cols = {}, []
-    for m in measurements(recs):
-        if "width" in m and "activation" in m and m.get("run_s") is not None:
-            cells.setdefault((m["activation"], m["width"]), {})[m["name"]] = m
-            if m["name"] not in cols:
-                cols.append(m["name"])
-    train = [c for c in cols if c.startswith("train")]
-    other = [c for c in cols if c not in train]
-    if cells:
-        rows = []
-        for (act, h), c in cells.items():
-            t = sum(c[n]["run_s"] for n in train if n in c)
-            rows.append((act, h, *(c.get(n, {}).get("run_s") for n in train + other),
-                         *(t / c[n]["run_s"] if n in c and c[n]["run_s"] else None for n in other)))
-        parts.append(md_table(["activation", "h", *(f"{n} (s)" for n in train + other),
-                               *(f"training / {n}" for n in other)], rows))
-    scal = {k: v for k, v in s.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-            and (k.startswith("speedup") or k.startswith("total") or "_over_" in k or k == "target")}
+    fields = [("train_A_seconds", "train A (s)"), ("train_B_seconds", "train B (s)"),
+              ("kernel_empirical_seconds", "empirical kernels (s)"), ("ode_empirical_seconds", "empirical ODE (s)"),
+              ("ode_infinite_seconds", "infinite-width closed form (s)")]
+    rows = [(m["activation"], m["width"], *(m.get(f) for f, _ in fields),
+             (m["train_A_seconds"] + m["train_B_seconds"]) / m["ode_infinite_seconds"]
+             if m.get("ode_infinite_seconds") else None)
+            for m in measurements(recs, "cell")]
+    if rows:
+        parts.append(md_table(["activation", "h", *(label for _, label in fields), "training / closed form"], rows))
+    scal = {k: v for k, v in s.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     parts.append(ratio_table(scal))
     return parts
 

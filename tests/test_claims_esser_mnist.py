@@ -21,7 +21,8 @@ def sweep(h, seed, acc_a, acc_ode, gap=1e-3, t_train=1.0, t_ode=0.01, acc_b=None
             "acc_network_A": acc_a, "acc_network_B": acc_a if acc_b is None else acc_b, "acc_ode_empirical": acc_ode,
             "acc_ode_infinite": acc_ode,
             "acc_init": 0.5, "gram_gap_A_vs_ode": gap, "train_A_seconds": t_train, "train_B_seconds": t_train,
-            "ode_empirical_seconds": t_ode, "ode_infinite_seconds": t_ode, "kernel_infinite_seconds_once": t_ode}
+            "ode_empirical_seconds": t_ode, "ode_infinite_seconds": t_ode, "kernel_infinite_seconds_once": t_ode,
+            "kernel_empirical_seconds": t_ode, "train_A_seeds": 2, "train_B_seeds": 2}
 
 
 def test_naive_collapse_both_ways():
@@ -44,6 +45,23 @@ def test_accuracy_width_and_speed_both_ways():
     assert E.claim_width_independent(CFG, bad).verdict == "no"
     assert E.claim_speed(CFG, good).verdict == "yes"
     assert E.claim_speed(CFG, bad).verdict == "no"
+
+
+def test_speed_summary_sums_each_side_once():
+    """Cell timings are summed over the seed-0 record of each cell; the infinite-width kernel and
+    factorisation once per (data, pair, activation), however many widths share them; the empirical-kernel
+    ODE slower than the V-frozen networks makes the speed claim "partly"."""
+    recs = [dict(sweep(h, s, 0.9, 0.9, t_train=2.0, t_ode=0.01), setup_infinite_seconds_once=0.05)
+            for h in (10, 100) for s in range(2)]
+    out = E.speed_summary(recs)
+    assert out["cells"] == 2 and out["networks_A"] == 4 and out["networks_B"] == 4
+    assert abs(out["train_s"] - 8.0) < 1e-12
+    assert abs(out["ode_infinite_s"] - (0.01 + 0.05 + 2 * 0.01)) < 1e-12  # kernel + setup once, closed form per cell
+    assert abs(out["speedup"] - 8.0 / 0.08) < 1e-9
+    assert E.claim_speed(CFG, recs).verdict == "yes"
+    slow_emp = [dict(r, ode_empirical_seconds=3.0) for r in recs]
+    c = E.claim_speed(CFG, slow_emp)
+    assert c.verdict == "partly" and "SLOWER" in c.measured
 
 
 def test_accuracy_against_the_all_layer_networks():

@@ -84,3 +84,31 @@ def test_cli_lists_experiments_and_rejects_unknown(capsys):
     assert "esser-mnist" in listed and "Esser" in listed
     assert main(["run", "no-such-experiment"]) == 2
     assert "unknown experiment" in capsys.readouterr().err
+
+
+def test_compile_counter_sees_each_new_program_and_the_runner_records_it(tmp_path):
+    """The counter listens to JAX's own compilation events: a fresh jitted function compiles once per
+    new shape and not again for a shape it has seen; the runner stores each cell's count."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from ssldyn._profiling import COMPILES
+
+    f = jax.jit(lambda x: jnp.sin(x) * 3.0 + 1.0)  # numpy inputs: no eager JAX op besides f
+    before = COMPILES.snapshot()
+    f(np.ones(3)).block_until_ready()
+    assert COMPILES.since(before)[0] == 1
+    mid = COMPILES.snapshot()
+    f(np.zeros(3)).block_until_ready()  # same shape: cached
+    assert COMPILES.since(mid)[0] == 0
+    f(np.ones(5)).block_until_ready()  # new shape
+    n, seconds = COMPILES.since(mid)
+    assert n == 1 and seconds > 0
+
+    exp = dataclasses.replace(toy_experiment(), cell_kinds={"toy": lambda config, ctx, cell: [
+        {"kind": "toy", "i": cell["i"],
+         "value": float(np.asarray(jax.jit(lambda x: x * config.scale)(np.ones(cell["i"] + 7)))[0]) * cell["i"]}]})
+    res = run_experiment(exp, ToyConfig(), tmp_path, progress=False)
+    assert [c["compiles"] for c in res["cells"].values()] == [1, 1, 1, 1]  # a new shape in every cell
+    assert "XLA compilations:" in (tmp_path / "report.md").read_text()

@@ -8,7 +8,8 @@ resumes), the environment record (versions, device, dtype), figures as PNG and P
 Layout of `results.json`:
 
     {"experiment": NAME, "paper": ..., "config": {...}, "environment": {...},
-     "cells": {CELL_ID: {"cell": {...}, "records": [{...}, ...], "seconds": float}, ...},
+     "cells": {CELL_ID: {"cell": {...}, "records": [{...}, ...], "seconds": float,
+                         "compiles": int, "compile_seconds": float}, ...},
      "claims": [{"claim": str, "measured": str, "reproduced": bool | null}, ...],
      "status": "running" | "complete"}
 """
@@ -27,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .._profiling import COMPILES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -454,9 +457,10 @@ def _run(exp, config, out: Path, dtype, *, progress, fresh, max_cells, log) -> d
     todo = [c for c in cells if c["id"] not in results["cells"]]
     if len(todo) < len(cells):
         log(f"resuming: {len(cells) - len(todo)} of {len(cells)} cells already in {path}")
-    t_prep = time.perf_counter()
+    t_prep, c_prep = time.perf_counter(), COMPILES.snapshot()
     context = exp.prepare(config)
     results["prepare_seconds"] = time.perf_counter() - t_prep
+    results["prepare_compiles"], results["prepare_compile_seconds"] = COMPILES.since(c_prep)
 
     bar = None
     if progress and todo:
@@ -470,9 +474,11 @@ def _run(exp, config, out: Path, dtype, *, progress, fresh, max_cells, log) -> d
                 break
             if bar is not None:
                 bar.set_postfix_str(cell["id"][:40])
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), COMPILES.snapshot()
             records = exp.dispatch(config, context, cell)
-            results["cells"][cell["id"]] = {"cell": cell, "records": records, "seconds": time.perf_counter() - t0}
+            n_comp, s_comp = COMPILES.since(c0)
+            results["cells"][cell["id"]] = {"cell": cell, "records": records, "seconds": time.perf_counter() - t0,
+                                            "compiles": n_comp, "compile_seconds": s_comp}
             atomic_write_json(path, results)
             done_new += 1
             if bar is not None:
@@ -540,11 +546,16 @@ def render_report(exp: Experiment, results: dict, body: str, out: Path) -> str:
     for fig in sorted(p.name for p in out.glob("*.png")):
         lines.append(f"![{fig}]({fig})")
     total = sum(c["seconds"] for c in results["cells"].values())
+    n_comp = results.get("prepare_compiles", 0) + sum(c.get("compiles", 0) for c in results["cells"].values())
+    s_comp = results.get("prepare_compile_seconds", 0.0) + sum(c.get("compile_seconds", 0.0)
+                                                              for c in results["cells"].values())
     lines += [
         "",
         "## Run",
         "",
         f"- cells: {len(results['cells'])}, cell time {total:.1f} s, setup {results.get('prepare_seconds', 0):.1f} s",
+        f"- XLA compilations: {n_comp} programs, {s_comp:.1f} s of compiling (setup and cells; counted from JAX's "
+        "compilation events; a resumed run counts only what it computed)",
         f"- device: {env['device']}; default float: {env['default_float']}; CPUs: {env['cpu_count']}",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v),
         f"- configuration: `{json.dumps(results['config'])}`",
