@@ -221,6 +221,53 @@ def test_readme_reproduction_table_comes_from_the_registry():
     assert reproduction_table() in readme, "regenerate the README table with experiments.reproduction_table()"
 
 
+def _gen_full_runs():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "docs" / "gen_full_runs.py"
+    spec = importlib.util.spec_from_file_location("gen_full_runs", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_readme_full_run_verdicts_come_from_the_record():
+    """The README's full-run table is `docs/full_runs.json` rendered; every registered experiment and
+    every recorded claim appears, with a verdict the kit can produce."""
+    from pathlib import Path
+
+    from ssldyn.experiments import REGISTRY
+
+    gen = _gen_full_runs()
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert gen.readme_section() in readme, "rerun python docs/gen_full_runs.py"
+    record = gen.load_record()
+    assert set(record) <= set(REGISTRY.names())
+    for name, entry in record.items():
+        assert entry["claims"], name
+        for c in entry["claims"]:
+            assert c["verdict"] in ("yes", "partly", "no", "not testable"), (name, c)
+            assert f"| {c['claim']} | {c['verdict']} |" in readme
+
+
+def test_full_run_record_refuses_quick_and_unfinished_runs():
+    gen = _gen_full_runs()
+    env = {"device": "cpu", "cpu_count": 2, "versions": {"ssldyn": "0"}}
+    claims = [{"claim": "c", "verdict": "yes", "criterion": "r"}]
+    full = {"experiment": "x", "status": "complete", "run_size": {"label": "full", "reduced": False},
+            "cells": {"a": {"seconds": 2.0, "compiles": 3}}, "prepare_seconds": 1.0, "prepare_compiles": 1,
+            "environment": env, "claims": claims, "finished": "2026-12-05T00:00:00+00:00"}
+    e = gen.entry_from_results(full)
+    assert e["seconds"] == 3.0 and e["compiles"] == 4 and e["claims"][0]["verdict"] == "yes"
+    with pytest.raises(ValueError, match="reduced"):
+        gen.entry_from_results(dict(full, run_size={"label": "quick", "reduced": True}))
+    with pytest.raises(ValueError, match="not complete"):
+        gen.entry_from_results(dict(full, status="running"))
+    table = gen.render({"x": e}, ["x", "y"])
+    assert "| c | yes |" in table and "`y` | (no full-protocol run recorded yet" in table
+
+
 # The public API of the README's table before the kit refactor (commit 9a05bde): every name must keep
 # importing from the same namespace, so users' notebooks keep working.
 _OLD_API = {
