@@ -67,8 +67,6 @@ def make_config(args):
                        ("arm_b_seeds", args.arm_b_seeds), ("n_per_class", args.n_per_class)):
         if val is not None:
             over[field] = tuple(val) if isinstance(val, list) else val
-    if "n_seeds" in over and "arm_b_seeds" not in over:
-        over["arm_b_seeds"] = over["n_seeds"]
     return Config(**over)
 
 
@@ -88,7 +86,7 @@ def main():
     ctx = E.prepare(config)
     cells = [c for c in E.cells(config) if c["kind"] == "sweep"]
     P = ctx["pairs"][E._pair_name(config.digit_pairs[0])]
-    m, d, k, S, SB = P["Z"].shape[0], P["Z"].shape[1], config.k, config.n_seeds, config.arm_b_seeds
+    m, d, k, S, SB = P["Z"].shape[0], P["Z"].shape[1], config.k, config.n_seeds, config.b_seeds
     cfg_rec = {"digits": list(config.digit_pairs[0]), "n_per_class": config.n_per_class, "m": m,
                "m_eval": int(P["X_eval"].shape[0]), "d": d, "k": k, "widths": list(config.widths),
                "activations": list(config.activations), "seeds": S, "arm_b_seeds": SB, "lr": config.lr,

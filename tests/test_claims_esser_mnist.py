@@ -72,3 +72,18 @@ def test_accuracy_against_the_all_layer_networks():
     assert c.verdict == "partly" and "arm B" in c.measured and "12.50 points" in c.measured
     no_b = [dict(r, acc_network_B=None) for r in far_b]
     assert E.claim_accuracy(CFG, no_b).verdict == "partly" and "not run" in E.claim_accuracy(CFG, no_b).measured
+
+
+def ntk_rec(rank_con, rank_ntk, pair=(0, 1)):
+    return {"kind": "ntk", "pair": list(pair), "activation": "relu", "width": 200, "tau": 2.0, "k": 2,
+            "t_protocol": 1.0, "rank_constrained": [[2, 2], rank_con], "rank_ntk": [[2, 2], rank_ntk],
+            "sv_ratio_constrained": [[0.5, 0.5], [0.4, 0.4]], "sv_ratio_ntk": [[0.1, 0.1], [1e-14, 1e-14]],
+            "acc_constrained": [[0.9, 0.9], [0.95, 0.95]], "acc_ntk": [[0.9, 0.9], [0.8, 0.8]],
+            "acc_supervised_ntk": 0.97, "kernel_subspace_distance": 0.3}
+
+
+def test_ntk_claim_all_some_none():
+    assert E.claim_ntk(CFG, [ntk_rec([2, 2], [1, 1]), ntk_rec([2, 2], [1, 1], (4, 9))]).verdict == "yes"
+    assert E.claim_ntk(CFG, [ntk_rec([2, 2], [1, 1]), ntk_rec([2, 2], [1, 2], (4, 9))]).verdict == "partly"
+    assert E.claim_ntk(CFG, [ntk_rec([2, 1], [1, 1])]).verdict == "no"
+    assert E.claim_ntk(CFG, []) is None
