@@ -74,6 +74,59 @@ TIMINGS = ("train_A_seconds", "train_B_seconds", "kernel_empirical_seconds", "od
            "ode_infinite_seconds", "kernel_infinite_seconds_once", "setup_infinite_seconds_once")
 
 
+def float32_ode_side(config, ctx, E, rep) -> dict:
+    """The infinite-width ODE side in float32: kernel cast from float64, Cholesky factor, OutputSolution
+    and closed-form predictions of every width and seed in float32, timed (compiled, best of 3) against
+    the same float64 path; error = max relative Gram gap of the evaluation representations over
+    widths, seeds and activations against float64 (`ssldyn.gram_gap`)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import ssldyn
+
+    pname = E._pair_name(config.digit_pairs[0])
+    P = ctx["pairs"][pname]
+    m, k, S = P["Z"].shape[0], config.k, config.n_seeds
+    inputs = ctx["inputs"][pname]
+    eval_rows = ctx["kernels"][(pname, config.activations[0])][0][2]
+    worst, t64, t32 = 0.0, 0.0, 0.0
+    for act in config.activations:
+        K_u = ssldyn.infinite_width_kernel(inputs, activation=act, order=config.kernel_order)
+        for dtype in (jnp.float64, jnp.float32):
+            def side(K_u, B, Z0, hs, dtype=dtype):  # factorisations + predictions of every width and seed
+                sol, L_u, rows = E._solution_machinery(K_u.astype(dtype), B.astype(dtype), eval_rows, m=m)
+
+                def one(h, z):  # as E._infinite_width_predictions, with the standard normals z given
+                    sc = h if config.feature_scale == "1" else jnp.ones_like(h)
+                    R0_u = jnp.sqrt(sc) * (L_u @ z.astype(dtype)) / jnp.sqrt(h)
+                    return sol(config.t_end, R0_u[:m], R0_u[rows], scale=sc)[1]
+
+                return jax.vmap(lambda h: jax.vmap(lambda z: one(h, z))(Z0))(hs)
+
+            # the same standard normals for both precisions (float32 draws from a key differ from float64 ones)
+            Z0 = jax.random.normal(jax.random.PRNGKey(0), (S, K_u.shape[0], k), jnp.float64)
+            hs = jnp.asarray([float(h) for h in config.widths], dtype)
+            fn = jax.jit(side).lower(K_u, P["B"], Z0, hs).compile()
+            out = jax.block_until_ready(fn(K_u, P["B"], Z0, hs))
+            times = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                jax.block_until_ready(fn(K_u, P["B"], Z0, hs))
+                times.append(time.perf_counter() - t0)
+            if dtype == jnp.float64:
+                ref, t64 = out, t64 + min(times)
+            else:
+                t32 += min(times)
+                gaps = jax.vmap(jax.vmap(ssldyn.gram_gap))(out.astype(jnp.float64), ref)
+                worst = max(worst, float(np.max(np.asarray(gaps))))
+    rep.record("ode_side_precision", float32_s=t32, float64_s=t64, max_rel_gram_gap_float32=worst,
+               note="factorisations + closed form of every width and seed, per activation, summed")
+    print(f"ODE side (factorisations + closed form, all widths and seeds) in float32: {t32:.3g} s vs float64 "
+          f"{t64:.3g} s; max relative Gram gap float32 vs float64 {worst:.1e}")
+    return {"ode_side_float32_s": t32, "ode_side_float64_s": t64, "ode_side_float32_max_rel_gram_gap": worst}
+
+
 def main():
     args = parse_args()
     C.setup_precision(False)  # float64 available: the ODE runs in float64, the networks in float32
@@ -125,8 +178,9 @@ def main():
     print()
     for name, (n, sec) in zip(("first repeat", *(f"repeat {i + 1}" for i in range(1, len(compiles)))), compiles):
         print(f"XLA compilations, {name}: {n} programs, {sec:.1f} s")
+    precision = float32_ode_side(config, ctx, E, rep)
     n_all, s_all = COMPILES.since(c0)
-    summary.update(compiles_total=n_all, compile_seconds_total=s_all, compiles_first_repeat=compiles[0][0],
+    summary.update(**precision, compiles_total=n_all, compile_seconds_total=s_all, compiles_first_repeat=compiles[0][0],
                    compiles_later_repeats=sum(n for n, _ in compiles[1:]), target=100.0,
                    wall_s=time.perf_counter() - wall0)
     print("speed_summary (the main job's claim uses the same function): " + ", ".join(

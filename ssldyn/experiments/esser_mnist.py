@@ -342,7 +342,8 @@ def _probe_fn(config, n_train):
 
 def _solution_machinery(K_u, B, eval_rows, *, m):
     """Cholesky factor of the kernel of the distinct inputs and the `OutputSolution` (jittable)."""
-    L_u = kernel_root(K_u, method="cholesky", jitter=1e-10)  # jitter: robust to near-duplicate inputs
+    # Relative jitter: robust to near-duplicate inputs; in float32 it must sit above the round-off of K.
+    L_u = kernel_root(K_u, method="cholesky", jitter=1e-10 if K_u.dtype == jnp.float64 else 1e-5)
     return OutputSolution(B, root=L_u[:m, :m], K_eval=K_u[eval_rows, :m]), L_u, eval_rows
 
 
