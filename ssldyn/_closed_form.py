@@ -28,6 +28,7 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jax.scipy.linalg import solve_triangular
 import numpy as np
 from jaxtyping import Array, Float
 
@@ -307,9 +308,35 @@ class OutputSolution(AbstractSolution):
     estimate, not a fixed threshold). Tested against the weight-space closed form on a dense grid of t
     up to 1e4 (relative Gram error ≤ 1e-9, about 1e-13 measured) and against the ODE.
 
-    The cost: one root of K (or none: pass the features, `root=Φ`) and one eigendecomposition of the
-    (r, r) matrix `LᵀBL`; each evaluation is O(m r k) — independent of the width h of the network it
-    describes. Compare `ssldyn.solve(OutputFlow(...))`, which this reproduces (see the tests).
+    **Re-normalisation in the K⁺ metric.** For a network with h ≤ m, `R(0) = ΦW(0)` lies on the set
+    `{R ∈ range K : Rᵀ K⁺ R = I}` (`RᵀK⁺R = WᵀW`), which the flow keeps. X and N come from separate
+    formulas, so `X N^{-1/2}` keeps the constraint only to their disagreement: ~ε·κ(c_top) in the graph
+    form near the switch (9e-5 in float32 on the network of `tests/test_float32.py`; ~1e-13 in float64).
+    In root coordinates `Y = (√c L)⁺ R` (c the kernel scale; `Rᵀ (cK)⁺ R = YᵀY` for R in range K) the
+    columns are re-normalised by a Cholesky factor, the same right factor for seen and unseen inputs:
+
+        H = YᵀY = G Gᵀ,   R ← R G⁻ᵀ,   R* ← R* G⁻ᵀ,   so that   (R G⁻ᵀ)ᵀ (cK)⁺ (R G⁻ᵀ) = G⁻¹ H G⁻ᵀ = I.
+
+    `G⁻ᵀ = I + O(‖H − I‖)`, so R moves by the size of the defect. It is applied only where
+    (i) `R(0)` is on the set to 100ε: `|R(0)ᵀ(cK)⁺R(0) − I| ≤ 100ε` and `‖R(0) − P_K R(0)‖ ≤ 100ε‖R(0)‖`
+    (P_K the projector onto range K). Off the set (sampled infinite-width `R(0)`, or h > m) there is no
+    constraint and R is returned unchanged. On it this is the projection method (as `AbstractFlow.restore`
+    in `solve`): it does not propagate the round-off of `R(0)`, which the exact flow would amplify (on
+    the test network, float32 `R(0)` is 2.5e-7 off the set and the exact flow from it 3.9e-6 at t ≈ 35);
+    (ii) the defect `|H − I|` exceeds ε·κ/2, the resolution of the K⁺ metric, with κ = κ(L) for a given
+    root and κ = κ(K) = κ(L)² for a root computed from K here (its eigendecomposition's backward error
+    is ~ε‖K‖); below that the step would replace a small error by the metric's own round-off (measured
+    on networks with κ(L) = 49 and 410 in float32);
+    (iii) `|H − I| ≤ 1e-2` (a larger defect is not round-off).
+    In float64 (defects ≤ 1e-13) results move by round-off only: ≤ 1.2e-13 relative on the test network
+    (κ = 2), not at all on the networks of `tests/test_output_space.py`. In float32 the constraint then
+    holds to 5.5e-7 on the test network given the root Φ, and to 1.3e-6 given K = ΦΦᵀ: the float32
+    eigendecomposition of K already puts `R(0)` 8.6e-7 off the set of its root.
+
+    The cost: one root of K (or none: pass the features, `root=Φ`), one eigendecomposition of the
+    (r, r) matrix `LᵀBL` and one thin SVD of the (m, r) root (for `(LQ)⁺`); each evaluation is
+    O(m r k) — independent of the width h of the network it describes. Compare
+    `ssldyn.solve(OutputFlow(...))`, which this reproduces (see the tests).
 
     **Arguments:**
     - `B`: symmetric (m, m) pair matrix.
@@ -317,6 +344,10 @@ class OutputSolution(AbstractSolution):
     - `root`: (m, r) with `root @ root.T = K` (e.g. the hidden features Φ, or
       `kernel_root(K, method="cholesky")`); computed from `K` by eigendecomposition when omitted.
     - `K_eval`: optional (m*, m) cross kernel to unseen inputs.
+    - `renormalise`: prepare the re-normalisation in the K⁺ metric (default True). It only ever acts
+      on initial outputs on the constraint set (a network's `R(0) = ΦW(0)` with h ≤ m), and it costs
+      the thin SVD of the root, the largest part of the construction for a square root. Pass False
+      when every `R(0)` is sampled (infinite-width predictions): the results are the same.
     """
 
     B: jax.Array
@@ -324,17 +355,22 @@ class OutputSolution(AbstractSolution):
     BLQ: jax.Array
     lam: jax.Array
     K_eval: jax.Array | None
+    LQ_pinv: jax.Array | None
+    range_basis: jax.Array | None
+    metric_cond: jax.Array | None
     R0: jax.Array | None = None
     R0_eval: jax.Array | None = None
     scale: jax.Array | None = None
 
-    def __init__(self, B, K=None, *, root=None, K_eval=None, R0=None, R0_eval=None, scale=1.0):
+    def __init__(self, B, K=None, *, root=None, K_eval=None, R0=None, R0_eval=None, scale=1.0,
+                 renormalise: bool = True):
 
         B = check_pair_matrix(B, name="B")
         m = B.shape[0]
         if (K is None) == (root is None):
             raise ValueError("Give exactly one of `K` (the kernel) and `root` (L with L Lᵀ = K).")
-        if root is None:
+        from_K = root is None
+        if from_K:
             root = kernel_root(check_pair_matrix(K, m, name="K"))  # refuses a K that is not PSD
             # The eigh root has orthogonal columns of norm √λ. Eigenvalues at the round-off level of K
             # (λ ≤ m·ε·λ_max) are zero to working precision, but their roots √(m·ε·λ_max) are not small
@@ -358,6 +394,22 @@ class OutputSolution(AbstractSolution):
         self.B, self.lam, self.K_eval = B, lam, K_eval
         self.LQ = root @ Q
         self.BLQ = B @ self.LQ
+        # Root coordinates for the re-normalisation in `__call__`: `(LQ)⁺` and an orthonormal basis of
+        # range(K) = range(LQ), from one thin SVD (singular values at round-off level count as zero;
+        # masked rather than removed, so that shapes do not depend on values under a trace).
+        if not isinstance(renormalise, bool):
+            raise TypeError(f"`renormalise` must be a bool, got {type(renormalise).__name__}")
+        if renormalise:
+            U_r, s_r, Vt_r = jnp.linalg.svd(self.LQ, full_matrices=False)
+            keep_r = s_r > max(self.LQ.shape) * jnp.finfo(s_r.dtype).eps * s_r[0]
+            self.range_basis = U_r * keep_r[None, :]
+            self.LQ_pinv = (Vt_r.T * jnp.where(keep_r, 1.0 / jnp.where(keep_r, s_r, 1.0), 0.0)[None, :]) @ U_r.T
+            # The condition number that sets the resolution of the K⁺ metric: κ(L) for a given root,
+            # κ(K) = κ(L)² for a root computed here from K (the eigendecomposition's backward error is ε‖K‖).
+            kappa = s_r[0] / jnp.min(jnp.where(keep_r, s_r, jnp.inf))
+            self.metric_cond = kappa**2 if from_K else kappa
+        else:
+            self.range_basis = self.LQ_pinv = self.metric_cond = None
         self.R0 = None if R0 is None else as_array(R0, "R0", ndim=2)
         self.R0_eval = None if R0_eval is None else as_array(R0_eval, "R0_eval", ndim=2)
         check_positive(scale, "scale")
@@ -425,7 +477,27 @@ class OutputSolution(AbstractSolution):
             "direction is lost to cancellation; use GrassmannSolution in weight space or integrate "
             "OutputFlow with ssldyn.solve.")
         R = X @ N_isqrt
-        return R if R0_eval is None else (R, Xe @ N_isqrt)
+        C = self._renormaliser(R0, R, scale)
+        return R @ C if R0_eval is None else (R @ C, (Xe @ N_isqrt) @ C)
+
+    def _renormaliser(self, R0, R, scale):
+        """The (k, k) factor `G⁻ᵀ` of the re-normalisation in the K⁺ metric (class docstring), or exactly
+        the identity where it does not apply."""
+        k, dtype = R0.shape[1], R0.dtype
+        eps = float(jnp.finfo(dtype).eps)
+        eye = jnp.eye(k, dtype=dtype)
+        if self.LQ_pinv is None:  # built with renormalise=False
+            return eye
+        y0 = self.LQ_pinv @ R0
+        R_perp = R0 - self.range_basis @ (self.range_basis.T @ R0)  # the part of R(0) outside range(K)
+        on_set = (jnp.max(jnp.abs((y0.T @ y0) / scale - eye)) <= 100.0 * eps) & (
+            jnp.linalg.norm(R_perp) <= 100.0 * eps * jnp.linalg.norm(R0))
+        Y = self.LQ_pinv @ R  # √scale · root coordinates of R
+        H = sym(Y.T @ Y) / scale  # Rᵀ (scale·K)⁺ R
+        defect = jnp.max(jnp.abs(H - eye))
+        apply = on_set & (defect > 0.5 * eps * self.metric_cond.astype(dtype)) & (defect <= 1e-2)
+        G = jnp.linalg.cholesky(jnp.where(apply, H, eye))
+        return solve_triangular(G, eye, lower=True).T
 
     def _forms(self, t, R0, R0_eval, scale):
         """`(X, N, X_eval)` in the plain and in the graph form (X_eval None without `R0_eval`); both

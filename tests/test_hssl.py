@@ -509,6 +509,31 @@ def test_2d_hssl_pairs_equal_assl_fiber_pairs_for_the_cnn_only():
         assert gaps["cnn"] < 1e-12 and gaps["lc"] > 0.05, (group, gaps)
 
 
+def test_trained_and_initial_parameters_follow_the_requested_dtype():
+    """x64 is on here (conftest): dtype=float32 gives float32 weights and biases in every mode (the
+    He-normal scales were NumPy float64 scalars, which promoted the weights, not the biases, to
+    float64); dtype=float64 gives float64 throughout."""
+    dtypes = lambda tree: {str(a.dtype) for a in jax.tree_util.tree_leaves(tree)}
+    keys = jax.random.split(jax.random.key(3), 2)
+    X = jax.random.normal(jax.random.key(4), (24, L))
+    for arch in ("cnn", "lc"):
+        spec = H.backbone_spec(arch, length=L, channels=3, kernel=3, dilations=(1,), n_layers=2)
+        for mode, n in (("hssl", 2), ("random", 0)):
+            cfg = H.ssl_config(mode, n_steps=n, batch_size=8, head=(4, 3), max_offset=1)
+            params, losses, ts = H.train_ssl(keys, X, spec, cfg, dtype=jnp.float32)
+            assert dtypes(params) == {"float32"} and losses.dtype == ts.dtype == jnp.float32, (arch, mode)
+        params, _, _ = H.train_ssl(keys, X, spec, cfg, dtype=jnp.float64)
+        assert dtypes(params) == {"float64"}
+    S = 6
+    X2 = jax.random.uniform(jax.random.key(5), (24, S, S))
+    for group in ("translation", "p4"):
+        sp = H.backbone2d_spec(group, "cnn", side=S, channels=2)
+        for mode, n in (("hssl", 2), ("random", 0)):
+            cfg = H.ssl_config(mode, n_steps=n, batch_size=8, head=(4, 3), max_offset=1)
+            params, _, _ = H.train_ssl_2d(keys, X2, sp, cfg, dtype=jnp.float32)
+            assert dtypes(params) == {"float32"}, (group, mode)
+
+
 def test_train_ssl_2d_runs_and_checks_input():
     S = 6
     sp = H.backbone2d_spec("p4", "cnn", side=S, channels=2)

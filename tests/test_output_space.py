@@ -139,6 +139,32 @@ def test_output_solution_matches_the_ode_off_the_constraint_manifold():
         np.testing.assert_allclose(Ge, Ge_ode, atol=1e-8 * float(jnp.max(jnp.abs(G_ode))))
 
 
+def test_output_solution_without_renormalisation_agrees_with_the_ode_and_with_it():
+    """`renormalise=False` skips the SVD the re-normalisation needs. Off the constraint set (sampled
+    R(0)) the two constructions give the same numbers; on it (a network's R(0) = ΦW(0)) they still
+    agree with `solve(OutputFlow)` at tight tolerances, in float64."""
+    m = Z.shape[0]
+    A = jax.random.normal(jax.random.PRNGKey(7), (m + 5, m + 5))
+    K_all = A @ A.T / (m + 5)
+    R0_all = 0.5 * jax.random.normal(jax.random.PRNGKey(8), (m + 5, 3))
+    root = ssldyn.kernel_root(K_all[:m, :m], method="cholesky", jitter=1e-14)
+    with_r = ssldyn.OutputSolution(B, root=root, K_eval=K_all[m:, :m])
+    without = ssldyn.OutputSolution(B, root=root, K_eval=K_all[m:, :m], renormalise=False)
+    assert without.LQ_pinv is None and with_r.LQ_pinv is not None
+    for a, b in zip(with_r(0.7, R0_all[:m], R0_all[m:], scale=2.0), without(0.7, R0_all[:m], R0_all[m:], scale=2.0)):
+        np.testing.assert_array_equal(a, b)
+    Phi, Phi_test, W0 = network(10)
+    K, K_eval = ssldyn.hidden_gram(Phi), ssldyn.hidden_gram(Phi, Phi_test)
+    traj = ssldyn.solve(ssldyn.OutputFlow(B, K, K_test=K_eval), (Phi @ W0, Phi_test @ W0), 0.0, 2.0, ts=1, **TOL)
+    G_ode = _grams(traj.ys[0][-1], traj.ys[1][-1])
+    for flag in (True, False):
+        sol = ssldyn.OutputSolution(B, root=Phi, K_eval=K_eval, renormalise=flag)
+        for g, g_ode in zip(_grams(*sol(2.0, Phi @ W0, Phi_test @ W0)), G_ode):
+            np.testing.assert_allclose(g, g_ode, atol=1e-9 * float(jnp.max(jnp.abs(G_ode[0]))))
+    with pytest.raises(TypeError, match="renormalise"):
+        ssldyn.OutputSolution(B, root=Phi, renormalise="no")
+
+
 def test_output_solution_vmaps_over_initial_outputs_and_scales_under_jit():
     Phi, Phi_test, _ = network(30)
     sol = ssldyn.OutputSolution(B, root=Phi, K_eval=ssldyn.hidden_gram(Phi, Phi_test))

@@ -101,7 +101,7 @@ def init_backbone(key, spec: BackboneSpec, dtype=None) -> list[dict]:
     c_in = spec.in_channels
     for key_l, (K, _) in zip(jax.random.split(key, spec.n_layers), spec.layers):
         # a pointwise layer (dilation 0) sums its K taps: fan-in K * c_in keeps its effective 1x1 weight He-normal
-        std = np.sqrt(2.0 / (K * c_in))
+        std = float(np.sqrt(2.0 / (K * c_in)))  # a Python float keeps `dtype` (a NumPy float64 would promote under x64)
         lead = (spec.length,) if spec.arch == "lc" else ()
         w = std * jax.random.normal(key_l, lead + (K, c_in, spec.channels), dtype)
         b = jnp.zeros(lead + (spec.channels,), dtype)
@@ -289,7 +289,7 @@ def init_translation_cnn(key, side: int, channels: int = 8, kernel: int = 3, n_l
     params, c_in = [], in_channels
     for k in jax.random.split(key, n_layers):
         lead = (side, side) if arch == "lc" else ()
-        w = np.sqrt(2.0 / (kernel * kernel * c_in)) * jax.random.normal(k, lead + (kernel, kernel, c_in, channels), dtype)
+        w = float(np.sqrt(2.0 / (kernel * kernel * c_in))) * jax.random.normal(k, lead + (kernel, kernel, c_in, channels), dtype)
         params.append({"w": w, "b": jnp.zeros((channels,), dtype)})
         c_in = channels
     return params
@@ -342,8 +342,8 @@ def init_p4(key, channels: int = 8, kernel: int = 3, arch: str = "cnn", dtype=No
     dtype = jnp.result_type(float) if dtype is None else dtype
     k1, k2 = jax.random.split(key)
     lead = (4,) if arch == "lc" else ()
-    lift = np.sqrt(2.0 / kernel ** 2) * jax.random.normal(k1, lead + (kernel, kernel, 1, channels), dtype)
-    group = np.sqrt(2.0 / (4 * kernel ** 2 * channels)) * jax.random.normal(k2, lead + (4, kernel, kernel, channels, channels), dtype)
+    lift = float(np.sqrt(2.0 / kernel ** 2)) * jax.random.normal(k1, lead + (kernel, kernel, 1, channels), dtype)
+    group = float(np.sqrt(2.0 / (4 * kernel ** 2 * channels))) * jax.random.normal(k2, lead + (4, kernel, kernel, channels, channels), dtype)
     return {"lift": lift, "group": group}
 
 

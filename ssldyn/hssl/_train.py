@@ -72,7 +72,8 @@ def ssl_config(mode: str = "hssl", **kwargs) -> SSLConfig:
 def init_head(key, dims, dtype) -> list[dict]:
     out = []
     for k, (a, b) in zip(jax.random.split(key, len(dims) - 1), zip(dims[:-1], dims[1:])):
-        out.append({"w": jax.random.normal(k, (a, b), dtype) * np.sqrt(2.0 / a), "b": jnp.zeros((b,), dtype)})
+        # a Python float scale keeps `dtype` (a NumPy float64 would promote the weights under x64)
+        out.append({"w": jax.random.normal(k, (a, b), dtype) * float(np.sqrt(2.0 / a)), "b": jnp.zeros((b,), dtype)})
     return out
 
 
