@@ -344,7 +344,8 @@ def _solution_machinery(K_u, B, eval_rows, *, m):
     """Cholesky factor of the kernel of the distinct inputs and the `OutputSolution` (jittable)."""
     # Relative jitter: robust to near-duplicate inputs; in float32 it must sit above the round-off of K.
     L_u = kernel_root(K_u, method="cholesky", jitter=1e-10 if K_u.dtype == jnp.float64 else 1e-5)
-    return OutputSolution(B, root=L_u[:m, :m], K_eval=K_u[eval_rows, :m]), L_u, eval_rows
+    # renormalise=False: every R(0) here is sampled, off the constraint set, where it never acts.
+    return OutputSolution(B, root=L_u[:m, :m], K_eval=K_u[eval_rows, :m], renormalise=False), L_u, eval_rows
 
 
 def _inf_kernel(ctx, config, pname, act, P):
