@@ -73,6 +73,11 @@ def test_2d_equivalence_all_verdicts():
     assert E.claim_2d_equivalence(CFG, recs([0.80, 0.80, 0.81], [0.40, 0.40, 0.41])).verdict == "partly"
     assert E.claim_2d_equivalence(CFG, recs([0.60, 0.60, 0.61], [0.40, 0.40, 0.41])).verdict == "no"
     assert E.claim_2d_equivalence(CFG, net("cnn", "hssl", [0.8, 0.8])) is None          # 1-D records only
+    both = E.claim_2d_equivalence(CFG, recs([0.80, 0.80, 0.81], [0.60, 0.60, 0.61])).claim
+    digits_only = E.claim_2d_equivalence(CFG, [r for r in recs([0.8, 0.8, 0.81], [0.6, 0.6, 0.61])
+                                                if r["dataset"] == "digits"]).claim
+    assert "MNIST" in both and "8×8 digits" in both
+    assert "MNIST" not in digits_only and "8×8 digits" in digits_only  # the quick run measures the digits only
 
 
 def test_2d_structure_all_verdicts():

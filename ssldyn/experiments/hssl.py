@@ -401,6 +401,7 @@ def _acc2d(records, **fields) -> np.ndarray:
 
 
 _DATASET_LABEL = {"mnist": "MNIST 14×14 / translations", "digits": "8×8 digits in 12×12 / p4"}
+_BACKBONE_2D = {"mnist": "translation CNN on MNIST", "digits": "p4 network on the 8×8 digits"}
 
 
 def claim_2d_equivalence(config, records) -> Claim | None:
@@ -413,7 +414,7 @@ def claim_2d_equivalence(config, records) -> Claim | None:
         return None
     n_ok = sum(ok for _, _, _, ok, _, _ in got)
     return Claim(
-        claim="On 2-D images with an equivariant backbone (translation CNN on MNIST, p4 network on the digits), H-SSL "
+        claim=f"On 2-D images with an equivariant backbone ({', '.join(_BACKBONE_2D[g[0]] for g in got)}), H-SSL "
               "reaches the probe accuracy of A-SSL with the same group (input transformed, identity fiber)",
         paper="§4.4 / Table 1: H-SSL 'performs comparably to A-SSL with the same transformations' for "
               "augmentation-homomorphic backbones",
