@@ -108,7 +108,13 @@ def float32_ode_side(config, ctx, E, rep) -> dict:
             Z0 = jax.random.normal(jax.random.PRNGKey(0), (S, K_u.shape[0], k), jnp.float64)
             hs = jnp.asarray([float(h) for h in config.widths], dtype)
             fn = jax.jit(side).lower(K_u, P["B"], Z0, hs).compile()
-            out = jax.block_until_ready(fn(K_u, P["B"], Z0, hs))
+            try:
+                out = jax.block_until_ready(fn(K_u, P["B"], Z0, hs))
+            except Exception as err:  # e.g. the closed form's own check: N(t) numerically singular in float32
+                msg = str(err).strip().splitlines()[0][:200]
+                print(f"float32 ODE side failed ({act}, {jnp.dtype(dtype).name}): {msg}")
+                rep.record("ode_side_precision", failed=True, activation=act, error=msg)
+                return {"ode_side_float32_failed": f"{act}: {msg}"}
             times = []
             for _ in range(3):
                 t0 = time.perf_counter()
