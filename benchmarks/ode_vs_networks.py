@@ -136,7 +136,7 @@ def float32_ode_side(config, ctx, E, rep) -> dict:
 def main():
     args = parse_args()
     C.setup_precision(False)  # float64 available: the ODE runs in float64, the networks in float32
-    from ssldyn._profiling import COMPILES
+    from ssldyn.experiments._profiling import COMPILES
     from ssldyn.experiments import esser_mnist as E
 
     env = C.environment()

@@ -93,7 +93,7 @@ def test_compile_counter_sees_each_new_program_and_the_runner_records_it(tmp_pat
     import jax.numpy as jnp
     import numpy as np
 
-    from ssldyn._profiling import COMPILES
+    from ssldyn.experiments._profiling import COMPILES
 
     f = jax.jit(lambda x: jnp.sin(x) * 3.0 + 1.0)  # numpy inputs: no eager JAX op besides f
     before = COMPILES.snapshot()

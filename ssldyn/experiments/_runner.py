@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .._profiling import COMPILES
+from ._profiling import COMPILES
 
 
 @dataclasses.dataclass(frozen=True)
