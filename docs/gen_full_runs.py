@@ -39,12 +39,15 @@ def entry_from_results(results: dict) -> dict:
     size = results.get("run_size") or {}
     if size.get("reduced", True):
         raise ValueError(f"{name}: a reduced run ({size.get('label', 'unknown size')}) is not a full-protocol run")
-    cells = results["cells"].values()
+    sys.path.insert(0, str(ROOT))
+    from ssldyn.experiments._runner import run_totals
+
+    seconds, compiles, _ = run_totals(results)
     env = results["environment"]
     return {
         "finished": results.get("finished"),
-        "seconds": round(results.get("prepare_seconds", 0.0) + sum(c["seconds"] for c in cells), 1),
-        "compiles": results.get("prepare_compiles", 0) + sum(c.get("compiles", 0) for c in cells),
+        "seconds": round(seconds, 1),
+        "compiles": compiles,
         "device": f"{env['device']}, {env['cpu_count']} CPU cores",
         "ssldyn": env["versions"].get("ssldyn"),
         "claims": [{"claim": c["claim"], "verdict": c.get("verdict") or str(c.get("reproduced")),

@@ -502,6 +502,14 @@ def _run(exp, config, out: Path, dtype, *, progress, fresh, max_cells, log) -> d
     return results
 
 
+def run_totals(results: dict) -> tuple[float, int, float]:
+    """`(seconds, compilations, compile seconds)` of a run's setup and all its stored cells."""
+    cells = results["cells"].values()
+    return (results.get("prepare_seconds", 0.0) + sum(c["seconds"] for c in cells),
+            results.get("prepare_compiles", 0) + sum(c.get("compiles", 0) for c in cells),
+            results.get("prepare_compile_seconds", 0.0) + sum(c.get("compile_seconds", 0.0) for c in cells))
+
+
 def _verdict(claim: dict) -> str:
     if "verdict" in claim:
         return "**no**" if claim["verdict"] == "no" else claim["verdict"]
@@ -546,16 +554,14 @@ def render_report(exp: Experiment, results: dict, body: str, out: Path) -> str:
     for fig in sorted(p.name for p in out.glob("*.png")):
         lines.append(f"![{fig}]({fig})")
     total = sum(c["seconds"] for c in results["cells"].values())
-    n_comp = results.get("prepare_compiles", 0) + sum(c.get("compiles", 0) for c in results["cells"].values())
-    s_comp = results.get("prepare_compile_seconds", 0.0) + sum(c.get("compile_seconds", 0.0)
-                                                              for c in results["cells"].values())
+    _, n_comp, s_comp = run_totals(results)
     lines += [
         "",
         "## Run",
         "",
         f"- cells: {len(results['cells'])}, cell time {total:.1f} s, setup {results.get('prepare_seconds', 0):.1f} s",
         f"- XLA compilations: {n_comp} programs, {s_comp:.1f} s of compiling (setup and cells; counted from JAX's "
-        "compilation events; a resumed run counts only what it computed)",
+        "compilation events; after a resume: the stored cells' counts plus this run's setup)",
         f"- device: {env['device']}; default float: {env['default_float']}; CPUs: {env['cpu_count']}",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v),
         f"- configuration: `{json.dumps(results['config'])}`",
