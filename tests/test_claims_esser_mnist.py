@@ -87,3 +87,23 @@ def test_ntk_claim_all_some_none():
     assert E.claim_ntk(CFG, [ntk_rec([2, 2], [1, 1]), ntk_rec([2, 2], [1, 2], (4, 9))]).verdict == "partly"
     assert E.claim_ntk(CFG, [ntk_rec([2, 1], [1, 1])]).verdict == "no"
     assert E.claim_ntk(CFG, []) is None
+
+
+def anchorsum_rec(h, gap_literal, gap_refined, acc_literal=0.80, acc_ode=0.80, pair=(4, 9)):
+    return {"kind": "anchorsum", "pair": list(pair), "activation": "relu", "width": h, "n_anchors": 400,
+            "loss_constant": 400.0, "t": 400.0, "step_literal": 4.0, "step_refined": 1.0, "refine": 4, "tau": 10.0,
+            "step_times_top_rate": 1.0, "gram_gap_literal_vs_ode": [gap_literal, gap_literal / 2],
+            "gram_gap_refined_vs_ode": [gap_refined, gap_refined / 2],
+            "acc_init": [0.6, 0.6], "acc_literal": [acc_literal] * 2, "acc_refined": [acc_ode] * 2,
+            "acc_ode_empirical": [acc_ode] * 2, "acc_ode_infinite": [0.8, 0.8],
+            **{f"distance_{f}": [1.0, 1.0] for f in ("init", "literal", "refined", "ode_empirical", "ode_infinite")}}
+
+
+def test_sum_over_anchors_claim_literal_refined_neither():
+    """yes: within O(η) at the literal step at every width; partly: only at the refined step; no: neither.
+    A literal-step accuracy 2 points off its ODE fails the literal criterion even with a small Gram gap."""
+    assert E.claim_sum_over_anchors(CFG, [anchorsum_rec(10, 1e-3, 2e-4), anchorsum_rec(100, 0.04, 0.01)]).verdict == "yes"
+    assert E.claim_sum_over_anchors(CFG, [anchorsum_rec(10, 1e-3, 2e-4), anchorsum_rec(100, 0.3, 0.01)]).verdict == "partly"
+    assert E.claim_sum_over_anchors(CFG, [anchorsum_rec(10, 1e-3, 2e-4, acc_literal=0.82)]).verdict == "partly"
+    assert E.claim_sum_over_anchors(CFG, [anchorsum_rec(10, 1e-3, 2e-4), anchorsum_rec(1000, 0.3, 0.4)]).verdict == "no"
+    assert E.claim_sum_over_anchors(CFG, []) is None

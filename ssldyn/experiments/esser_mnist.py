@@ -41,12 +41,14 @@ from ssldyn import (
     effective_rank,
     empirical_setup,
     get_activation,
+    gram_gap,
     infinite_width_kernel,
     infinite_width_ntk,
     init_network,
     kernel_root,
     logistic_probe,
     network_apply,
+    network_features,
     pair_matrix,
     predict_outputs,
     ridge_probe,
@@ -303,6 +305,8 @@ def cells(config: Config) -> list[dict]:
                     "width": config.collapse_width})
         out.append({"id": f"{_pair_name(pair)}/ntk", "kind": "ntk", "pair": list(pair),
                     "activation": config.collapse_activation, "width": config.collapse_width})
+        out.append({"id": f"{_pair_name(pair)}/sum-over-anchors", "kind": "anchorsum", "pair": list(pair),
+                    "activation": config.collapse_activation, "widths": list(config.widths)})
     if config.check_data:
         for pair in config.check_pairs:
             for h in config.check_widths:
@@ -689,6 +693,97 @@ def _run_collapse(config, ctx, cell):
              "series": out, "t_protocol": config.t_end}]
 
 
+ANCHOR_SUM_REFINE = 4
+"""The O(η) check of the sum-over-anchors protocol: the same time again with a step this many times
+smaller (and this many times more steps)."""
+
+
+def _empirical_closed_form(spec, p, Z, B, Xe, t):
+    """The empirical-kernel output ODE of one network at time `t`, in closed form: `OutputSolution` with
+    the root `Φ` (m, h) of `K = ΦΦᵀ`, so that it costs one (h, h) eigendecomposition, from the network's
+    own `R(0) = ΦW(0)`. Returns `(R(t), R_eval(t))`."""
+    Phi, Phi_e = network_features(spec, p, Z), network_features(spec, p, Xe)
+    sol = OutputSolution(B, root=Phi, K_eval=Phi_e @ Phi.T, renormalise=False)
+    return sol(t, Phi @ p["W"], Phi_e @ p["W"])
+
+
+def _run_anchorsum(config: Config, ctx: dict, cell: dict) -> list[dict]:
+    r"""The sum-over-anchors reading of the protocol, per digit pair (`collapse_activation`, every width).
+
+    Summing the loss over the n anchors instead of averaging it is the loss constant c = n: GD at rate η on
+    the summed loss is GD at rate c·η on the mean, and the protocol's 100 epochs reach t = c·η·N (400 at the
+    protocol) instead of 1, past several time constants τ_h at the larger widths, where the networks have
+    visibly learned. The price is the step: c·η is a 400 times larger step of the same flow, so GD is
+    only O(c·η) close to it. Per width and seed this cell measures (V frozen, arm A):
+
+    - the networks at the literal step c·η (N steps) and at c·η/4 (4N steps, same t): the O(η) check;
+    - the network's own output ODE at t in closed form (`OutputSolution` with root Φ: exact, no O(η));
+    - the infinite-width closed form at t (sampled R(0), as in the sweep);
+    - probe accuracies, and chordal distances of the outputs of the stacked views to the top-k subspace
+      of B K∞ (the infinite-width target) at initialisation and at t.
+    """
+    pname = _pair_name(cell["pair"])
+    P = ctx["pairs"][pname]
+    n, m, k, S, act = P["n"], P["Z"].shape[0], config.k, config.n_seeds, cell["activation"]
+    c = float(n)
+    t_sum = c * config.t_end
+    machinery, _ = _inf_kernel(ctx, config, pname, act, P)
+    sol_inf = machinery[0]
+    order = jnp.argsort(-sol_inf.lam)
+    mu = np.asarray(sol_inf.lam[order])
+    target = sol_inf.LQ[:, order[:k]]
+    yt, ye = P["y_train"], P["y_test"]
+    Z32, B32, Xe32 = (P[f].astype(jnp.float32) for f in ("Z", "B", "X_eval"))
+
+    def probe(R):
+        return np.asarray(_timed(ctx, ("probe", R.shape), _probe_fn(config, n), R, yt, ye)[0])
+
+    def dist(RZ):
+        return np.asarray(jax.vmap(lambda A: subspace_distance(A, target))(RZ))
+
+    records = []
+    for i, h in enumerate(cell["widths"]):
+        spec = NetworkSpec(d=P["Z"].shape[1], h=h, k=k, activation=act, feature_scale=config.c_h)
+        keys = jax.random.split(jax.random.fold_in(_cell_key(config, cell), i), S + 1)
+        p64 = jax.vmap(lambda kk: init_network(kk, spec, dtype=jnp.float64))(keys[:S])
+        p32 = jax.tree_util.tree_map(lambda a: a.astype(jnp.float32), p64)
+        reps, seconds = {}, {}
+        for name, lr, steps in (("literal", c * config.lr, config.epochs),
+                                ("refined", c * config.lr / ANCHOR_SUM_REFINE, config.epochs * ANCHOR_SUM_REFINE)):
+            def trained(p, Z, B, Xe, lr=lr, steps=steps):
+                q = train_network(spec, p, Z, B, lr=lr, n_steps=steps).params
+                return network_apply(spec, q, Xe), network_apply(spec, q, Z)
+            (Re, RZ), _, seconds[name] = _timed(ctx, ("sum-train", spec, steps), jax.vmap(trained, in_axes=(0, None, None, None)),
+                                                p32, Z32, B32, Xe32)
+            reps[name] = (Re.astype(jnp.float64), RZ.astype(jnp.float64))
+        ode = jax.vmap(functools.partial(_empirical_closed_form, spec, t=t_sum), in_axes=(0, None, None, None))
+        (RZ_ode, Re_ode), _, seconds["ode_empirical"] = _timed(ctx, ("sum-ode", spec), ode, p64, P["Z"], P["B"],
+                                                               P["X_eval"])
+        reps["ode_empirical"] = (Re_ode, RZ_ode)
+        scale = h * (1.0 if config.feature_scale == "1" else 1.0 / h)
+        (RZ_inf, Re_inf), _, _ = _timed(ctx, ("inf_time", k), functools.partial(_inf_over_time, m=m, k=k), machinery,
+                                        jax.random.split(keys[S], S), jnp.asarray(float(h)),
+                                        jnp.asarray(scale, jnp.float64), jnp.asarray([t_sum]))
+        reps["ode_infinite"] = (Re_inf[0], RZ_inf[0])
+        R0e, R0Z = (jax.vmap(lambda p, X: network_apply(spec, p, X), in_axes=(0, None))(p64, X)
+                    for X in (P["X_eval"], P["Z"]))
+        reps["init"] = (R0e, R0Z)
+        gap = {name: np.asarray(jax.vmap(gram_gap)(reps[name][0], Re_ode)) for name in ("literal", "refined")}
+        rec = {"kind": "anchorsum", "pair": cell["pair"], "activation": act, "width": h, "n_anchors": n,
+               "loss_constant": c, "t": t_sum, "step_literal": c * config.lr,
+               "step_refined": c * config.lr / ANCHOR_SUM_REFINE, "refine": ANCHOR_SUM_REFINE,
+               "tau": 1.0 / (2.0 * scale * float(mu[k - 1] - mu[k])),
+               # GD tracks the flow only where step × (fastest rate) ≪ 1; 2hμ₁ is the fastest infinite-width rate
+               "step_times_top_rate": c * config.lr * 2.0 * scale * float(mu[0]),
+               "gram_gap_literal_vs_ode": gap["literal"].tolist(), "gram_gap_refined_vs_ode": gap["refined"].tolist(),
+               "train_seconds": seconds["literal"] + seconds["refined"], "ode_empirical_seconds": seconds["ode_empirical"]}
+        for name, (Re, RZ) in reps.items():
+            rec[f"acc_{name}"] = probe(Re).tolist()
+            rec[f"distance_{name}"] = dist(RZ).tolist()
+        records.append(rec)
+    return records
+
+
 # ------------------------------------------------------------------------------------------------
 # Figures, claims and report
 # ------------------------------------------------------------------------------------------------
@@ -863,6 +958,92 @@ def _wallclock_figure(config, sweep, out, ctx_device=None):
     return save_figure(fig, out, "wallclock_vs_width")
 
 
+def _anchorsum_figure(config, records, out):
+    """The sum-over-anchors protocol per digit pair: accuracy against width (networks at both steps, their
+    ODE, the infinite-width ODE, the literal protocol's networks, references) and the networks' Gram gap
+    to their ODE against width (the O(η) check)."""
+    import matplotlib.pyplot as plt
+
+    recs = select(records, kind="anchorsum")
+    if not recs:
+        return None
+    pairs = [list(p) for p in config.digit_pairs if select(recs, pair=list(p))]
+    fig, axes = plt.subplots(len(pairs), 2, figsize=(11, 3.6 * len(pairs) + 0.5), squeeze=False)
+    for i, pair in enumerate(pairs):
+        rs = sorted(select(recs, pair=pair), key=lambda r: r["width"])
+        h = np.array([r["width"] for r in rs])
+        n_s = len(rs[0]["acc_literal"])
+        ax = axes[i, 0]
+        for f, label, col, ls in (("acc_literal", f"network, step {rs[0]['step_literal']:g} (literal)", "C0", "-"),
+                                  ("acc_refined", f"network, step {rs[0]['step_refined']:g}", "C4", "-"),
+                                  ("acc_ode_empirical", "its ODE (closed form, empirical kernel)", "k", "--"),
+                                  ("acc_ode_infinite", "ODE, infinite-width kernel", "C2", ":"),
+                                  ("acc_init", "at initialisation", "0.6", "-.")):
+            Y = 100 * np.array([r[f] for r in rs])
+            se = Y.std(1, ddof=1) / np.sqrt(n_s) if n_s > 1 else np.zeros(len(h))
+            ax.errorbar(h, Y.mean(1), yerr=se, color=col, ls=ls, marker="o", ms=3, capsize=2, label=label)
+        lit = [(w, _stats(select(records, kind="sweep", data=str(config.data), pair=pair,
+                                 activation=rs[0]["activation"], width=w), "acc_network_A")) for w in h]
+        lit = [(w, st[0]) for w, st in lit if st[2]]
+        if lit:
+            ax.plot(*zip(*[(w, 100 * a) for w, a in lit]), color="C1", marker="x", ls=(0, (3, 2)),
+                    label=f"network at the literal protocol (mean, t = {config.t_end:g})")
+        ref = _references(records, pair)["ref"]
+        if ref is not None:
+            ax.axhline(100 * ref["acc_raw_pixels"], color="tab:purple", lw=1.0, ls=(0, (5, 2)), label="raw-pixel probe")
+            ax.axhline(100 * ref["acc_pca"], color="tab:brown", lw=1.0, ls=(0, (1, 1)), label=f"PCA-{ref['pca_k']} probe")
+        ax.set_ylabel("linear-probe test accuracy (%)")
+        ax.set_title(f"{pair[0]} vs {pair[1]}: sum over {rs[0]['n_anchors']} anchors, t = {rs[0]['t']:g} "
+                     f"({rs[0]['activation']}, V frozen, {n_s} seeds, ± SE)", fontsize=9)
+        ax = axes[i, 1]
+        for f, label, col in (("gram_gap_literal_vs_ode", f"step {rs[0]['step_literal']:g} (literal)", "C0"),
+                              ("gram_gap_refined_vs_ode", f"step {rs[0]['step_refined']:g}", "C4")):
+            Y = np.array([r[f] for r in rs])
+            ax.plot(h, np.median(Y, 1), color=col, marker="o", ms=3, label=f"{label}: median")
+            ax.fill_between(h, Y.min(1), Y.max(1), color=col, alpha=0.15, linewidth=0, label=f"{label}: min–max")
+        ax.axhline(0.05, color="0.3", lw=0.8, ls=":", label="criterion (0.05)")
+        ax.set_yscale("log")
+        ax.set_ylabel("relative Gram gap, network vs its ODE")
+        ax.set_title("O(η) check: GD at the same t with two steps", fontsize=9)
+        for ax in axes[i]:
+            ax.set_xscale("log")
+            ax.set_xlabel("width h")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=6.5)
+    share_ylim(axes[:, 0])
+    share_ylim(axes[:, 1])
+    fig.suptitle("Second protocol: the loss summed over the anchors (time n times longer, step n times larger)",
+                 fontsize=11)
+    fig.tight_layout()
+    return save_figure(fig, out, "sum_over_anchors")
+
+
+def _anchorsum_table(config: Config, records: list[dict]) -> list[str]:
+    recs = select(records, kind="anchorsum")
+    if not recs:
+        return ["(no sum-over-anchors cell in this run)"]
+    r0 = recs[0]
+    lines = [f"V frozen (arm A), {r0['activation']}, {len(r0['acc_literal'])} seeds, loss summed over the "
+             f"n = {r0['n_anchors']} anchors: GD at step {r0['step_literal']:g} for {config.epochs} epochs reaches "
+             f"t = {r0['t']:g}; the same t at step {r0['step_refined']:g} ({r0['refine']}× the steps) checks the O(η) "
+             "error; \"its ODE\" is the network's own output ODE at t in closed form. Accuracy in % (mean ± SE); distance: "
+             f"chordal, to the top-{config.k} subspace of B K∞ (max {np.sqrt(config.k):.2f}), mean; Gram gap: max over seeds.",
+             "", "| digits | h | t/τ_h | step × fastest rate | distance init → network → ODE | at init | network (literal "
+             "step) | network (step/4) | its ODE | ODE (inf. width) | Gram gap literal | Gram gap step/4 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(recs, key=lambda r: (r["pair"], r["width"])):
+        def acc(f):
+            a = 100 * np.asarray(r[f])
+            return f"{a.mean():.1f} ± {a.std(ddof=1) / np.sqrt(len(a)) if len(a) > 1 else 0.0:.1f}"
+        d = lambda f: f"{np.mean(r[f]):.2f}"  # noqa: E731
+        lines.append(f"| {r['pair'][0]} vs {r['pair'][1]} | {r['width']} | {r['t'] / r['tau']:.2g} | "
+                     f"{r['step_times_top_rate']:.2g} | {d('distance_init')} → {d('distance_literal')} → "
+                     f"{d('distance_ode_empirical')} | {acc('acc_init')} | {acc('acc_literal')} | {acc('acc_refined')} | "
+                     f"{acc('acc_ode_empirical')} | {acc('acc_ode_infinite')} | {max(r['gram_gap_literal_vs_ode']):.2g} | "
+                     f"{max(r['gram_gap_refined_vs_ode']):.2g} |")
+    return lines
+
+
 def _num_rank(r, series):  # number of singular values above 1e-3 of the largest
     return int(np.sum(np.array(r["series"][series]["singular_values"][-1]) > 1e-3))
 
@@ -981,6 +1162,45 @@ def claim_ntk(config: Config, records: list[dict]) -> Claim | None:
     )
 
 
+def _sum_ok(recs, which, *, gap_max=0.05, acc_max=0.01):
+    """Every width: relative Gram gap of the `which` networks to their ODE < `gap_max` in every seed, and
+    |mean accuracy difference| ≤ `acc_max`."""
+    return bool(recs) and all(max(r[f"gram_gap_{which}_vs_ode"]) < gap_max
+                              and abs(np.mean(r[f"acc_{which}"]) - np.mean(r["acc_ode_empirical"])) <= acc_max
+                              for r in recs)
+
+
+def claim_sum_over_anchors(config: Config, records: list[dict]) -> Claim | None:
+    recs = select(records, kind="anchorsum")
+    if not recs:
+        return None
+    parts = []
+    for r in recs:
+        pct = lambda f: 100 * float(np.mean(r[f]))  # noqa: E731
+        parts.append(
+            f"{r['pair'][0]} vs {r['pair'][1]} h = {r['width']} (t/τ_h = {r['t'] / r['tau']:.2g}, step × fastest rate "
+            f"{r['step_times_top_rate']:.2g}): distance to the top-{config.k} subspace {np.mean(r['distance_init']):.2f} "
+            f"→ {np.mean(r['distance_literal']):.2f} (network) / {np.mean(r['distance_ode_empirical']):.2f} (its ODE); "
+            f"accuracy {pct('acc_init'):.1f} → {pct('acc_literal'):.1f} (network) / {pct('acc_ode_empirical'):.1f} "
+            f"(ODE); Gram gap to the ODE {max(r['gram_gap_literal_vs_ode']):.2g} at step {r['step_literal']:g}, "
+            f"{max(r['gram_gap_refined_vs_ode']):.2g} at step {r['step_refined']:g}")
+    r0 = recs[0]
+    return Claim(
+        claim="Read as a sum over the anchors (t = n·η·N), the protocol reaches learned representations, and the "
+              "output ODE still describes the networks there",
+        paper="§8 trains with lr 0.01 for 100 epochs and does not say whether the loss is a mean or a sum over the "
+              "anchors (theory file §10); the output ODE is the η → 0 limit of GD",
+        measured=(f"V frozen (arm A), {config.collapse_activation}, {len(r0['acc_literal'])} seeds, t = "
+                  f"{r0['t']:g} (loss constant n = {r0['n_anchors']}); per width (means over seeds, Gram gaps the largest "
+                  "seed's): " + "; ".join(parts)),
+        criterion=("written before the run: yes iff at every width of every digit pair the networks at the literal "
+                   "step n·η have relative Gram gap < 0.05 to their own ODE in every seed and mean accuracy within 1 "
+                   f"point of it; partly iff that holds only at the {ANCHOR_SUM_REFINE}× smaller step (GD is not within "
+                   "O(η) of the flow at the literal step, but is as the step shrinks); no otherwise"),
+        verdict=verdict(_sum_ok(recs, "literal"), partly=_sum_ok(recs, "refined")),
+    )
+
+
 def speed_summary(records: list[dict]) -> dict:
     """Wall-clock of the whole sweep, ODE side vs training, from the sweep records' timing fields.
 
@@ -1062,7 +1282,8 @@ def claim_speed(config: Config, records: list[dict]) -> Claim:
     )
 
 
-CLAIMS = (claim_naive_collapse, claim_top_k, claim_accuracy, claim_width_independent, claim_ntk, claim_speed)
+CLAIMS = (claim_naive_collapse, claim_top_k, claim_accuracy, claim_width_independent, claim_ntk,
+          claim_sum_over_anchors, claim_speed)
 
 
 def _main_data(config: Config, sweep: list[dict]) -> list[dict]:
@@ -1153,6 +1374,7 @@ def report(config: Config, ctx, records: list[dict], out: Path) -> str:
     collapse = select(records, kind="collapse")
     _accuracy_figure(config, records, out)
     _time_axis_figure(config, records, out)
+    _anchorsum_figure(config, records, out)
     _collapse_figure(collapse, out)
     _wallclock_figure(config, sweep, out, ctx_device=str(jax.devices()[0].device_kind))
     rows = [(pair, act, h) + tuple(_stats(recs, f) for f in ("acc_network_A", "acc_network_B", "acc_ode_empirical",
@@ -1190,6 +1412,15 @@ Reference accuracies and the infinite-width ODE over time (h = {config.collapse_
 
 {chr(10).join(_time_table(config, records))}
 
+## Second protocol: the loss summed over the anchors
+
+The paper does not say whether its loss averages or sums over the anchors. Summed, the same lr and epochs
+run n times longer in flow time, and GD takes n times larger steps of the same flow: the networks learn more,
+but GD is only O(step) close to the flow, and the step is no longer small where the product of the step and
+the fastest rate is not small. The ODE below is each network's own ODE, exact in closed form.
+
+{chr(10).join(_anchorsum_table(config, records))}
+
 ## Constrained SSL dynamics vs the NTK approximation
 
 Infinite width, h = {config.collapse_width}, {config.collapse_activation}, mean over {config.n_seeds} seeds from the same
@@ -1225,7 +1456,8 @@ depend on the scale). Numerical rank: singular values above 1e-3 of the largest.
     return body
 
 
-CELL_KINDS = {"sweep": _run_sweep, "collapse": _run_collapse, "timeaxis": _run_timeaxis, "ntk": _run_ntk}
+CELL_KINDS = {"sweep": _run_sweep, "collapse": _run_collapse, "timeaxis": _run_timeaxis, "ntk": _run_ntk,
+              "anchorsum": _run_anchorsum}
 
 EXPERIMENT = register(Experiment.from_namespace(
     globals(),
