@@ -88,7 +88,33 @@ class AbstractFlow(eqx.Module):
         return None
 
 
-class QuadraticFlow(AbstractFlow):
+class AbstractOperatorFlow(AbstractFlow):
+    """A flow driven by one symmetric operator `S` (`W ↦ S W`) that it may store in its eigenbasis
+    (`_eigen_operator`): then its state is `W̃ = UᵀW` and `S W` becomes `μ ⊙ W̃`. Subclasses set
+    `S, mu, U` with `_eigen_operator` in `__init__`; `to_internal`/`from_internal` map between the
+    two coordinates (`solve` applies them), `_SW` applies the operator in internal coordinates and
+    `_quadratic` is `−tr(Wᵀ S W)` at external coordinates. Shared by `QuadraticFlow` and
+    `ssldyn.scaling.LowRankOutputFlow`."""
+
+    S: Float[Array, "d d"] | None
+    mu: Float[Array, " d"] | None
+    U: Float[Array, "d d"] | None
+
+    def _SW(self, W):
+        return self.S @ W if self.S is not None else self.mu[:, None] * W
+
+    def _quadratic(self, W):
+        Wi = self.to_internal(W)
+        return -jnp.sum(Wi * self._SW(Wi))
+
+    def to_internal(self, W):
+        return W if self.U is None else self.U.T @ W
+
+    def from_internal(self, W):
+        return W if self.U is None else self.U @ W
+
+
+class QuadraticFlow(AbstractOperatorFlow):
     r"""Gradient flow of `L(W) = −tr(Wᵀ S W) + (ω/2)‖W‖_F²` on a manifold.
 
     The Euclidean gradient is `G = −2SW + ωW`; the flow is `dW/dt = −grad_M L`:
@@ -112,9 +138,6 @@ class QuadraticFlow(AbstractFlow):
     References: Esser, Mukherjee & Ghoshdastidar, TMLR 2024; Yan, Helmke & Moore, IEEE TNN 1994.
     """
 
-    S: Float[Array, "d d"] | None
-    mu: Float[Array, " d"] | None
-    U: Float[Array, "d d"] | None
     weight_decay: Float[Array, ""]
     manifold_: AbstractManifold
 
@@ -134,28 +157,18 @@ class QuadraticFlow(AbstractFlow):
     def dim(self) -> int:
         return (self.S if self.S is not None else self.U).shape[0]
 
-    def _SW(self, W):
-        return self.S @ W if self.S is not None else self.mu[:, None] * W
-
     def vector_field(self, t, W):
         G = -2.0 * self._SW(W) + self.weight_decay * W
         return -self.manifold_.project(W, G)
 
     def loss(self, W):
-        Wi = self.to_internal(W)
-        return -jnp.sum(Wi * self._SW(Wi)) + 0.5 * self.weight_decay * jnp.sum(W**2)
+        return self._quadratic(W) + 0.5 * self.weight_decay * jnp.sum(W**2)
 
     def check_initial(self, y0):
         W = self.manifold_.check(as_array(y0, "y0"), "y0")  # an array (a nested list too), never a pytree
         if W.shape[0] != self.dim:
             raise ValueError(f"`y0` must have {self.dim} rows to match `S`, got shape {tuple(W.shape)}.")
         return W
-
-    def to_internal(self, W):
-        return W if self.U is None else self.U.T @ W
-
-    def from_internal(self, W):
-        return W if self.U is None else self.U @ W
 
     def restore(self, W):
         """The manifold's `restore` (valid in both coordinates: `W ↦ UᵀW` is orthogonal)."""

@@ -63,7 +63,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._flows import AbstractFlow, _eigen_operator
+from .._flows import AbstractFlow, AbstractOperatorFlow, _eigen_operator
 from .._linalg import PAIR_BLOCKS, check_pair_matrix, pair_blocks, sym
 from .._validation import as_array, check_int, check_positive, is_concrete
 
@@ -312,7 +312,7 @@ def residual_diagonal(kernel, X, F, *, block_size: int = 1024) -> jax.Array:
     return jnp.clip(jnp.concatenate(diag) - jnp.sum(F**2, axis=1), 0.0)
 
 
-class LowRankOutputFlow(AbstractFlow):
+class LowRankOutputFlow(AbstractOperatorFlow):
     r"""The output ODE in r-dimensional coordinates `R_all = F W̃` (see the module docstring):
 
         constrained:   dW̃/dt = 2 (I − W̃ W̃ᵀ) S̃ W̃,        naive:   dW̃/dt = 2 S̃ W̃ − ω W̃,
@@ -335,9 +335,6 @@ class LowRankOutputFlow(AbstractFlow):
     """
 
     F: jax.Array
-    S: jax.Array | None
-    mu: jax.Array | None
-    U: jax.Array | None
     weight_decay: jax.Array
     n_train: int = eqx.field(static=True)
     constrained: bool = eqx.field(static=True)
@@ -365,9 +362,6 @@ class LowRankOutputFlow(AbstractFlow):
     def rank(self) -> int:
         return self.F.shape[1]
 
-    def _SW(self, W):
-        return self.S @ W if self.S is not None else self.mu[:, None] * W
-
     def vector_field(self, t, W):
         SW = self._SW(W)
         if self.constrained:
@@ -376,8 +370,7 @@ class LowRankOutputFlow(AbstractFlow):
 
     def loss(self, W):
         """`−tr(Rᵀ B R) = −tr(W̃ᵀ S̃ W̃)` at external coordinates `W̃`."""
-        Wi = self.to_internal(W)
-        return -jnp.sum(Wi * self._SW(Wi))
+        return self._quadratic(W)
 
     def check_initial(self, y0):
         W = as_array(y0, "y0", ndim=2)
@@ -385,12 +378,6 @@ class LowRankOutputFlow(AbstractFlow):
             raise ValueError(f"`y0` must be (r, k) = ({self.rank}, k) low-rank coordinates W̃(0), got shape "
                              f"{tuple(W.shape)}. Map outputs with `flow.weights_from_outputs(R0)`.")
         return W
-
-    def to_internal(self, W):
-        return W if self.U is None else self.U.T @ W
-
-    def from_internal(self, W):
-        return W if self.U is None else self.U @ W
 
     def outputs(self, W):
         """Representations `F W̃` of all inputs, for `W̃` (r, k) or a stack (..., r, k).
