@@ -94,8 +94,9 @@ def float32_ode_side(config, ctx, E, rep) -> dict:
     for act in config.activations:
         K_u = ssldyn.infinite_width_kernel(inputs, activation=act, order=config.kernel_order)
         for dtype in (jnp.float64, jnp.float32):
-            def side(K_u, B, Z0, hs, dtype=dtype):  # factorisations + predictions of every width and seed
-                sol, L_u, rows = E._solution_machinery(K_u.astype(dtype), B.astype(dtype), eval_rows, m=m)
+            def side(K_u, B, U, d, Z0, hs, dtype=dtype):  # factorisations + predictions of every width and seed
+                sol, L_u, rows = E._solution_machinery(K_u.astype(dtype), B.astype(dtype), eval_rows,
+                                                       (U.astype(dtype), d.astype(dtype)), m=m)
 
                 def one(h, z):  # as E._infinite_width_predictions, with the standard normals z given
                     sc = h if config.feature_scale == "1" else jnp.ones_like(h)
@@ -107,9 +108,10 @@ def float32_ode_side(config, ctx, E, rep) -> dict:
             # the same standard normals for both precisions (float32 draws from a key differ from float64 ones)
             Z0 = jax.random.normal(jax.random.PRNGKey(0), (S, K_u.shape[0], k), jnp.float64)
             hs = jnp.asarray([float(h) for h in config.widths], dtype)
-            fn = jax.jit(side).lower(K_u, P["B"], Z0, hs).compile()
+            args = (K_u, P["B"], *P["B_factor"], Z0, hs)
+            fn = jax.jit(side).lower(*args).compile()
             try:
-                out = jax.block_until_ready(fn(K_u, P["B"], Z0, hs))
+                out = jax.block_until_ready(fn(*args))
             except Exception as err:  # e.g. the closed form's own check: N(t) numerically singular in float32
                 msg = str(err).strip().splitlines()[0][:200]
                 print(f"float32 ODE side failed ({act}, {jnp.dtype(dtype).name}): {msg}")
@@ -118,7 +120,7 @@ def float32_ode_side(config, ctx, E, rep) -> dict:
             times = []
             for _ in range(3):
                 t0 = time.perf_counter()
-                jax.block_until_ready(fn(K_u, P["B"], Z0, hs))
+                jax.block_until_ready(fn(*args))
                 times.append(time.perf_counter() - t0)
             if dtype == jnp.float64:
                 ref, t64 = out, t64 + min(times)
@@ -131,6 +133,57 @@ def float32_ode_side(config, ctx, E, rep) -> dict:
     print(f"ODE side (factorisations + closed form, all widths and seeds) in float32: {t32:.3g} s vs float64 "
           f"{t64:.3g} s; max relative Gram gap float32 vs float64 {worst:.1e}")
     return {"ode_side_float32_s": t32, "ode_side_float64_s": t64, "ode_side_float32_max_rel_gram_gap": worst}
+
+
+def factorisation_reduction(config, ctx, E, rep) -> dict:
+    """The infinite-width setup (Cholesky factor of the kernel of the distinct inputs + `OutputSolution`) with
+    B's thin factor (`pair_factor`: a (2n, 2n) eigenproblem) against the same without it ((m, m), m = 3n),
+    compiled, best of 3 each, per activation, in one run; and the largest relative Gram gap of the
+    predictions of both at the protocol time (every width, the same sampled R(0))."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import ssldyn
+
+    pname = E._pair_name(config.digit_pairs[0])
+    P = ctx["pairs"][pname]
+    m, k = P["Z"].shape[0], config.k
+    inputs = ctx["inputs"][pname]
+    eval_rows = ctx["kernels"][(pname, config.activations[0])][0][2]
+
+    def full(K_u, B, rows):
+        L_u = ssldyn.kernel_root(K_u, method="cholesky", jitter=1e-10)
+        return ssldyn.OutputSolution(B, root=L_u[:m, :m], K_eval=K_u[rows, :m], renormalise=False), L_u
+
+    def reduced(K_u, B, rows, U, d):
+        return E._solution_machinery(K_u, B, rows, (U, d), m=m)[:2]
+
+    best, worst = {"full": 0.0, "reduced": 0.0}, 0.0
+    for act in config.activations:
+        K_u = ssldyn.infinite_width_kernel(inputs, activation=act, order=config.kernel_order)
+        sols = {}
+        for name, fn, args in (("full", full, (K_u, P["B"], eval_rows)),
+                               ("reduced", reduced, (K_u, P["B"], eval_rows, *P["B_factor"]))):
+            compiled = jax.jit(fn).lower(*args).compile()
+            times = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                sols[name] = jax.block_until_ready(compiled(*args))
+                times.append(time.perf_counter() - t0)
+            best[name] += min(times)
+        L_u = sols["full"][1]
+        for h in config.widths:
+            R0_u = ssldyn.sample_initial_outputs(jax.random.PRNGKey(h), None, k, width=h, root=jnp.sqrt(h) * L_u)
+            a, b = (sols[nm][0](config.t_end, R0_u[:m], R0_u[eval_rows], scale=float(h))[1] for nm in ("full", "reduced"))
+            worst = max(worst, float(np.asarray(ssldyn.gram_gap(b, a))))
+    ratio = best["full"] / best["reduced"]
+    rep.record("factorisation_reduction", full_s=best["full"], reduced_s=best["reduced"], speedup=ratio,
+               max_rel_gram_gap=worst, m=m, q=int(P["B_factor"][1].shape[0]))
+    print(f"infinite-width setup with B's thin factor ({P['B_factor'][1].shape[0]} of {m} modes): "
+          f"{best['reduced']:.3g} s vs {best['full']:.3g} s without ({ratio:.2f}x); max relative Gram gap {worst:.1e}")
+    return {"setup_reduced_s": best["reduced"], "setup_full_s": best["full"], "setup_reduction_speedup": ratio,
+            "setup_reduction_max_rel_gram_gap": worst}
 
 
 def main():
@@ -185,6 +238,7 @@ def main():
     for name, (n, sec) in zip(("first repeat", *(f"repeat {i + 1}" for i in range(1, len(compiles)))), compiles):
         print(f"XLA compilations, {name}: {n} programs, {sec:.1f} s")
     precision = float32_ode_side(config, ctx, E, rep)
+    precision.update(factorisation_reduction(config, ctx, E, rep))
     n_all, s_all = COMPILES.since(c0)
     summary.update(**precision, compiles_total=n_all, compile_seconds_total=s_all, compiles_first_repeat=compiles[0][0],
                    compiles_later_repeats=sum(n for n, _ in compiles[1:]), target=100.0,

@@ -106,6 +106,7 @@ from ._linalg import (
 from ._stats import (
     ViewStats as ViewStats,
     hidden_gram as hidden_gram,
+    pair_factor as pair_factor,
     pair_matrix as pair_matrix,
     population_view_stats as population_view_stats,
     stack_views as stack_views,

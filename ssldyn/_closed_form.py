@@ -275,6 +275,28 @@ def _prefer_graph(N_p, N_g):
     return _condition(N_g) < _condition(N_p)
 
 
+def _check_B_factor(B_factor, B):
+    """Validate `B_factor = (U, d)` against B (shapes always; `B U = U diag(d)` and `UᵀU = I` to
+    1e-8 relative when the values are concrete, i.e. outside jit). Returns `(U, d)`."""
+    if not isinstance(B_factor, (tuple, list)) or len(B_factor) != 2:
+        raise TypeError("`B_factor` must be a pair (U, d) with B = U diag(d) Uᵀ (e.g. `pair_factor(n, kind)`).")
+    U = as_array(B_factor[0], "B_factor[0] (U)", ndim=2)
+    d = as_array(B_factor[1], "B_factor[1] (d)", ndim=1)
+    m = B.shape[0]
+    if U.shape[0] != m or d.shape[0] != U.shape[1]:
+        raise ValueError(f"`B_factor` must be (U, d) with U of shape ({m}, q) and d of shape (q,), got "
+                         f"{tuple(U.shape)} and {tuple(d.shape)}.")
+    U, d = U.astype(B.dtype), d.astype(B.dtype)
+    if is_concrete(U) and is_concrete(d) and is_concrete(B):
+        scale = float(jnp.max(jnp.abs(B))) or 1.0
+        tol = 1e-8 if B.dtype == jnp.float64 else 1e-4
+        if float(jnp.max(jnp.abs(B @ U - U * d[None, :]))) > tol * scale \
+                or float(jnp.max(jnp.abs(U.T @ U - jnp.eye(U.shape[1], dtype=U.dtype)))) > tol:
+            raise ValueError("`B_factor` = (U, d) does not factor `B`: B U = U diag(d) with orthonormal U is required "
+                             "(pair_factor(n, kind) gives it for pair_matrix(n, kind)).")
+    return U, d
+
+
 class OutputSolution(AbstractSolution):
     r"""Closed form of the constrained output-space flow (`OutputFlow(B, K, constrained=True)`)
 
@@ -348,6 +370,10 @@ class OutputSolution(AbstractSolution):
       on initial outputs on the constraint set (a network's `R(0) = ΦW(0)` with h ≤ m), and it costs
       the thin SVD of the root, the largest part of the construction for a square root. Pass False
       when every `R(0)` is sampled (infinite-width predictions): the results are the same.
+    - `B_factor`: optional `(U, d)` with `B = U diag(d) Uᵀ`, U (m, q) with orthonormal columns, e.g.
+      `pair_factor(n, kind)` (q = 2n of m = 3n for the contrastive pair matrix). The eigenproblem then
+      has size min(r, q) instead of r (see the comment in the code); the results agree with those
+      without it to round-off (tested).
     """
 
     B: jax.Array
@@ -363,7 +389,7 @@ class OutputSolution(AbstractSolution):
     scale: jax.Array | None = None
 
     def __init__(self, B, K=None, *, root=None, K_eval=None, R0=None, R0_eval=None, scale=1.0,
-                 renormalise: bool = True):
+                 renormalise: bool = True, B_factor=None):
 
         B = check_pair_matrix(B, name="B")
         m = B.shape[0]
@@ -390,18 +416,30 @@ class OutputSolution(AbstractSolution):
             if K_eval.shape[1] != m:
                 raise ValueError(f"`K_eval` must be (m_eval, {m}), got {tuple(K_eval.shape)}.")
         B = sym(B)
-        lam, Q = jnp.linalg.eigh(sym(root.T @ B @ root))
+        if B_factor is None:
+            lam, Q = jnp.linalg.eigh(sym(root.T @ B @ root))
+        else:
+            # B = U diag(d) Uᵀ (U: m × q): LᵀBL = M diag(d) Mᵀ with M = LᵀU = Q_M R_M (thin QR), so its
+            # nonzero eigenpairs are Q_M Y, λ with R_M diag(d) R_Mᵀ = Y diag(λ) Yᵀ: a min(r, q)-sized
+            # eigenproblem. The modes dropped (eigenvalue 0, B L q = 0) have c₀ = 0 and never enter R(t).
+            U, d = _check_B_factor(B_factor, B)
+            Q_M, R_M = jnp.linalg.qr(root.T @ U)
+            lam, Y = jnp.linalg.eigh(sym(R_M @ (d[:, None] * R_M.T)))
+            Q = Q_M @ Y
         self.B, self.lam, self.K_eval = B, lam, K_eval
         self.LQ = root @ Q
         self.BLQ = B @ self.LQ
         # Root coordinates for the re-normalisation in `__call__`: `(LQ)⁺` and an orthonormal basis of
         # range(K) = range(LQ), from one thin SVD (singular values at round-off level count as zero;
-        # masked rather than removed, so that shapes do not depend on values under a trace).
+        # masked rather than removed, so that shapes do not depend on values under a trace). With
+        # `B_factor`, LQ spans only part of range(K): the root itself serves (`Rᵀ(LQ)⁺ᵀ(LQ)⁺R = RᵀK⁺R`
+        # for either, Q being orthogonal).
         if not isinstance(renormalise, bool):
             raise TypeError(f"`renormalise` must be a bool, got {type(renormalise).__name__}")
         if renormalise:
-            U_r, s_r, Vt_r = jnp.linalg.svd(self.LQ, full_matrices=False)
-            keep_r = s_r > max(self.LQ.shape) * jnp.finfo(s_r.dtype).eps * s_r[0]
+            basis = self.LQ if B_factor is None else root
+            U_r, s_r, Vt_r = jnp.linalg.svd(basis, full_matrices=False)
+            keep_r = s_r > max(basis.shape) * jnp.finfo(s_r.dtype).eps * s_r[0]
             self.range_basis = U_r * keep_r[None, :]
             self.LQ_pinv = (Vt_r.T * jnp.where(keep_r, 1.0 / jnp.where(keep_r, s_r, 1.0), 0.0)[None, :]) @ U_r.T
             # The condition number that sets the resolution of the K⁺ metric: κ(L) for a given root,

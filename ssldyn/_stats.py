@@ -22,6 +22,7 @@ from typing import Literal
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from ._linalg import LOSS_KINDS, pair_blocks, sym
@@ -191,6 +192,28 @@ def pair_matrix(n: int, kind: LossKind = "contrastive", *, dtype=None) -> jax.Ar
     eye = jnp.eye(int(n), dtype=dtype)
     blocks = [[c * eye for c in row] for row in coeffs]
     return scale * jnp.block(blocks)
+
+
+def pair_factor(n: int, kind: LossKind = "contrastive", *, dtype=None) -> tuple[jax.Array, jax.Array]:
+    r"""A thin eigendecomposition `B = U diag(d) Uᵀ` of `pair_matrix(n, kind)` without its null space.
+
+    `B = s (C ⊗ I_n)` in n×n blocks, with the small block-coefficient matrix C (3×3, or 2×2) of
+    `pair_matrix`. With `C = E diag(c) Eᵀ` and only the nonzero `c` kept, `U = E ⊗ I_n` has orthonormal
+    columns and `d = s c ⊗ 1_n`: the eigenvectors of B follow from those of C, so no (m, m)
+    eigendecomposition is needed. The rank q = n · rank(C) of B is 2n of m = 3n for both contrastive
+    kinds, n of m = 2n for `squared_noncontrastive`, and m = 2n (no null space) for `noncontrastive`.
+    Pass it to `OutputSolution(B_factor=...)`, which then solves a (q, q) eigenproblem instead of an
+    (m, m) one.
+
+    **Returns:** `(U, d)`, U of shape (m, q) with `UᵀU = I`, d of shape (q,).
+    """
+    coeffs, scale = pair_blocks(n, kind)
+    c, E = np.linalg.eigh(np.asarray(coeffs, dtype=np.float64))
+    keep = np.abs(c) > 1e-12  # the coefficients are small integers: their zero eigenvalues are exact
+    dtype = jnp.result_type(float) if dtype is None else dtype
+    U = jnp.asarray(np.kron(E[:, keep], np.eye(int(n))), dtype)
+    d = jnp.asarray(np.repeat(scale * c[keep], int(n)), dtype)
+    return U, d
 
 
 def hidden_gram(Phi, Phi_other=None) -> jax.Array:

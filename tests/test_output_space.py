@@ -165,6 +165,62 @@ def test_output_solution_without_renormalisation_agrees_with_the_ode_and_with_it
         ssldyn.OutputSolution(B, root=Phi, renormalise="no")
 
 
+@pytest.mark.parametrize("kind", ["contrastive", "noncontrastive", "squared_contrastive", "squared_noncontrastive"])
+def test_pair_factor_rebuilds_the_pair_matrix(kind):
+    """`U diag(d) Uᵀ` is `pair_matrix` entry by entry, U has orthonormal columns, and q = rank(B) (numpy's
+    rank of the dense matrix, an independent count)."""
+    n = 5
+    Bk = ssldyn.pair_matrix(n, kind)
+    U, d = ssldyn.pair_factor(n, kind)
+    np.testing.assert_allclose((U * d[None, :]) @ U.T, Bk, atol=1e-15)
+    np.testing.assert_allclose(U.T @ U, np.eye(U.shape[1]), atol=1e-15)
+    assert U.shape == (Bk.shape[0], np.linalg.matrix_rank(np.asarray(Bk))) and bool(jnp.all(d != 0))
+
+
+@pytest.mark.parametrize("h", [10, 20, 100])
+def test_output_solution_with_b_factor_equals_independent_references(h):
+    """With B's thin factor (q = 16 of m = 24 modes) the eigenproblem is smaller; the results are those of the
+    weight-space Grassmann closed form for the network's own R(0) (h below q, between q and m, above m; with
+    and without re-normalisation), and of `solve(OutputFlow)` for a sampled R(0) off the constraint set
+    with a full-rank kernel."""
+    fac = ssldyn.pair_factor(N, "contrastive")
+    Phi, Phi_test, W0 = network(h)
+    grass = ssldyn.GrassmannSolution(Phi.T @ B @ Phi, W0)
+    K_eval = ssldyn.hidden_gram(Phi, Phi_test)
+    scale = float(jnp.max(jnp.abs(Phi @ Phi.T)))
+    for flag in (True, False):
+        sol = ssldyn.OutputSolution(B, root=Phi, K_eval=K_eval, B_factor=fac, renormalise=flag)
+        assert sol.lam.shape == (min(h, 16),)
+        for t in (0.3, 2.0, 40.0):
+            P = grass.projector(t)
+            G, Ge = _grams(*sol(t, Phi @ W0, Phi_test @ W0))
+            np.testing.assert_allclose(G, Phi @ P @ Phi.T, atol=1e-9 * scale)
+            np.testing.assert_allclose(Ge, Phi_test @ P @ Phi.T, atol=1e-9 * scale)
+    m = Z.shape[0]
+    A = jax.random.normal(jax.random.PRNGKey(h), (m + 5, m + 5))
+    K_all = A @ A.T / (m + 5)  # full rank: the root is (m, m), the eigenproblem (16, 16)
+    R0_all = 0.5 * jax.random.normal(jax.random.PRNGKey(8), (m + 5, 3))
+    root = ssldyn.kernel_root(K_all[:m, :m], method="cholesky", jitter=1e-14)
+    sol = ssldyn.OutputSolution(B, root=root, K_eval=K_all[m:, :m], B_factor=fac, renormalise=False)
+    traj = ssldyn.solve(ssldyn.OutputFlow(B, 2.0 * K_all[:m, :m], K_test=2.0 * K_all[m:, :m]),
+                        (R0_all[:m], R0_all[m:]), 0.0, 1.5, ts=1, **TOL)
+    G_ode, Ge_ode = _grams(traj.ys[0][-1], traj.ys[1][-1])
+    G, Ge = _grams(*sol(1.5, R0_all[:m], R0_all[m:], scale=2.0))
+    np.testing.assert_allclose(G, G_ode, atol=1e-8 * float(jnp.max(jnp.abs(G_ode))))
+    np.testing.assert_allclose(Ge, Ge_ode, atol=1e-8 * float(jnp.max(jnp.abs(G_ode))))
+
+
+def test_output_solution_refuses_a_b_factor_of_another_matrix():
+    Phi, _, _ = network(10)
+    U, d = ssldyn.pair_factor(N, "squared_contrastive")  # same shape, another B
+    with pytest.raises(ValueError, match="B_factor"):
+        ssldyn.OutputSolution(B, root=Phi, B_factor=(U, d))
+    with pytest.raises(ValueError, match="B_factor"):
+        ssldyn.OutputSolution(B, root=Phi, B_factor=(U[:-1], d))
+    with pytest.raises(TypeError, match="B_factor"):
+        ssldyn.OutputSolution(B, root=Phi, B_factor=U)
+
+
 def test_output_solution_vmaps_over_initial_outputs_and_scales_under_jit():
     Phi, Phi_test, _ = network(30)
     sol = ssldyn.OutputSolution(B, root=Phi, K_eval=ssldyn.hidden_gram(Phi, Phi_test))

@@ -49,6 +49,7 @@ from ssldyn import (
     logistic_probe,
     network_apply,
     network_features,
+    pair_factor,
     pair_matrix,
     predict_outputs,
     ridge_probe,
@@ -288,6 +289,7 @@ def _prepare_pairs(config, augment, base, X_train_all, y_train_all, X_test_all, 
             "y_test": jnp.asarray(split.y_test, jnp.int32),
             "n": split.X_train.shape[0],
             "B": pair_matrix(split.X_train.shape[0], "contrastive"),
+            "B_factor": pair_factor(split.X_train.shape[0], "contrastive"),
         }
     return pairs
 
@@ -344,12 +346,14 @@ def _probe_fn(config, n_train):
     return jax.vmap(acc, in_axes=(0, None, None))
 
 
-def _solution_machinery(K_u, B, eval_rows, *, m):
+def _solution_machinery(K_u, B, eval_rows, B_factor, *, m):
     """Cholesky factor of the kernel of the distinct inputs and the `OutputSolution` (jittable)."""
     # Relative jitter: robust to near-duplicate inputs; in float32 it must sit above the round-off of K.
     L_u = kernel_root(K_u, method="cholesky", jitter=1e-10 if K_u.dtype == jnp.float64 else 1e-5)
     # renormalise=False: every R(0) here is sampled, off the constraint set, where it never acts.
-    return OutputSolution(B, root=L_u[:m, :m], K_eval=K_u[eval_rows, :m], renormalise=False), L_u, eval_rows
+    # B_factor: B has rank 2n of m = 3n, so the eigenproblem is (2n, 2n) instead of (m, m).
+    sol = OutputSolution(B, root=L_u[:m, :m], K_eval=K_u[eval_rows, :m], renormalise=False, B_factor=B_factor)
+    return sol, L_u, eval_rows
 
 
 def _inf_kernel(ctx, config, pname, act, P):
@@ -376,10 +380,11 @@ def _inf_kernel(ctx, config, pname, act, P):
         K_u = jax.block_until_ready(infinite_width_kernel(inputs, activation=act, order=config.kernel_order))
         t_kernel = time.perf_counter() - t0
         machinery, c_setup, t_setup = _timed(ctx, "inf_setup", functools.partial(_solution_machinery, m=m),
-                                             K_u, P["B"], eval_rows)
+                                             K_u, P["B"], eval_rows, P["B_factor"])
         if not bool(jnp.all(jnp.isfinite(machinery[1]))):  # not PSD within the jitter: exact roots (slower)
             t0 = time.perf_counter()
-            machinery = (OutputSolution(P["B"], K_u[:m, :m], K_eval=K_u[eval_rows, :m]), kernel_root(K_u), eval_rows)
+            machinery = (OutputSolution(P["B"], K_u[:m, :m], K_eval=K_u[eval_rows, :m], B_factor=P["B_factor"]),
+                         kernel_root(K_u), eval_rows)
             jax.block_until_ready(machinery)
             t_setup = time.perf_counter() - t0
         ctx["kernels"][key] = (machinery, {"kernel": t_kernel, "setup": t_setup, "setup_compile": c_setup})
