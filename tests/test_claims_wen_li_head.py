@@ -21,7 +21,9 @@ def run(kind, arm, *, distinct, seed=0, **fields):
 
 
 def ode(arm, seed, distinct):
-    rec = run("ode", arm, distinct=distinct, seed=seed, alpha2=0.8, init=0)
+    # final cosines [feature, neuron]: distinct = neuron 1 on v1, neuron 2 on v2; else both on v1
+    cos = [[0.97, 0.05], [0.03, 0.95]] if distinct else [[0.97, 0.96], [0.03, 0.05]]
+    rec = run("ode", arm, distinct=distinct, seed=seed, alpha2=0.8, init=0, final_cos=cos)
     if seed == 0:
         rec["curves"] = {"e": [[0.0, 0.0], [0.0, 0.35], [0.0, 1e-8]]}
     return rec
@@ -95,12 +97,23 @@ def test_every_claim_holds_on_good_records():
     (wl.claim_peak_sqrt_law, edit(good_records(), set_(e21_peak=1.2), kind="ratio", lr_ratio=3.0)),
     # without the head no run learns v2: one controlled ODE run does
     (wl.claim_nohead_collapse, edit(good_records(), flip, kind="sgd", arm="nohead", seed=0)),
+    # learned cleanly: one distinct run's neuron 1 is below the phase threshold too
+    (wl.claim_learned_close_to_one, edit(good_records(), set_(final_cos=[[0.45, 0.05], [0.03, 0.95]]), kind="ode",
+                                         arm="head", seed=1)),
     # GD within O(η): the gap does not shrink with η
     (wl.claim_gd_order, edit(good_records(), set_(t_weak=16.0), kind="gd", lr=0.1)),
 ])
 def test_claim_fails_when_its_criterion_is_broken(claim_fn, records):
     assert claim_fn(CFG, good_records()).verdict == "yes"
     assert claim_fn(CFG, records).verdict == "no"
+
+
+def test_learned_close_to_one_is_partly_between_the_threshold_and_close_cos():
+    """A neuron at cosine 0.7 has learned its feature by the phase threshold (0.5), not cleanly (0.9)."""
+    recs = edit(good_records(), set_(final_cos=[[0.7, 0.05], [0.03, 0.95]]), kind="ode", arm="head", seed=1)
+    c = wl.claim_learned_close_to_one(CFG, recs)
+    assert c.verdict == "partly" and "neuron 1 min 0.700" in c.measured
+    assert wl.claim_learned_close_to_one(CFG, edit(good_records(), flip, kind="ode", arm="head")) is None
 
 
 def test_nohead_collapse_is_partly_when_only_conditioned_inits_collapse():
