@@ -36,6 +36,7 @@ def good_records():
     recs += [run("random", "nohead", distinct=False, seed=s, both_prefer_v1=s == 0) for s in (0, 1)]
     recs += [run("sgd", "head", distinct=True, seed=s, t_weak=14.0 + 0.1 * s) for s in (0, 1)]
     recs += [run("sgd", "nohead", distinct=False, seed=s) for s in (0, 1)]
+    recs += [run("nostopgrad", "head", distinct=False, seed=s, alpha2=0.8, init=0) for s in (0, 1)]
     recs += [run("gd", None, distinct=True, lr=0.2, t_weak=16.0), run("gd", None, distinct=True, lr=0.1, t_weak=15.0)]
     for rho, peak in ((0.01, 0.001), (0.1, 0.01), (1.0, 0.35), (3.0, 0.35 * 3**0.5)):  # Θ(√ρ) where it works
         recs += [run("ratio", None, distinct=rho >= 1.0, seed=s, lr_ratio=rho, e21_peak=peak) for s in (0, 1)]
@@ -100,6 +101,8 @@ def test_every_claim_holds_on_good_records():
     # learned cleanly: one distinct run's neuron 1 is below the phase threshold too
     (wl.claim_learned_close_to_one, edit(good_records(), set_(final_cos=[[0.45, 0.05], [0.03, 0.95]]), kind="ode",
                                          arm="head", seed=1)),
+    # the stop-gradient is needed: half of the runs without it still learn v2
+    (wl.claim_stop_gradient_needed, edit(good_records(), flip, kind="nostopgrad", seed=0)),
     # GD within O(η): the gap does not shrink with η
     (wl.claim_gd_order, edit(good_records(), set_(t_weak=16.0), kind="gd", lr=0.1)),
 ])

@@ -300,3 +300,17 @@ def test_bad_inputs_raise():
                               threshold=1.5)
     with pytest.raises(ValueError, match="`n`"):
         hd.sample_head_views(jax.random.PRNGKey(0), MODEL, 0)
+
+
+def test_wen_li_head_ablation_without_stop_gradient_collapses_where_the_head_works():
+    """Theory file §2 (acceleration needs the stop-gradient): the reference runs of the head experiment end on
+    distinct features; the same runs with the gradient through the target branch collapse onto v1."""
+    from ssldyn.experiments import wen_li_head as wl
+
+    config = wl.Config(alpha2s=(0.8,), w2_v1=(0.15,), w2_v2=(0.15,), n_perp_seeds=2, t_max=60.0, n_save=121)
+    ctx = wl.prepare(config)
+    with_sg = wl.EXPERIMENT.dispatch(config, ctx, {"id": "ode-alpha2=0.8-init=0", "kind": "ode", "alpha2": 0.8, "init": 0})
+    without = wl.EXPERIMENT.dispatch(config, ctx, {"id": "ode-no-stop-gradient", "kind": "nostopgrad"})
+    assert all(r["distinct"] for r in with_sg if r["arm"] == "head")
+    assert len(without) == 2 and all(r["collapsed"] for r in without)
+    assert wl.claim_stop_gradient_needed(config, with_sg + without).verdict == "yes"
