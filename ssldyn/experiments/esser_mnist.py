@@ -979,7 +979,8 @@ def _anchorsum_figure(config, records, out):
         h = np.array([r["width"] for r in rs])
         n_s = len(rs[0]["acc_literal"])
         ax = axes[i, 0]
-        for f, label, col, ls in (("acc_literal", f"network, step {rs[0]['step_literal']:g} (literal)", "C0", "-"),
+        for f, label, col, ls in (("acc_literal", f"network, step {rs[0]['step_literal']:g} (lr {config.lr:g} on the sum)",
+                                   "C0", "-"),
                                   ("acc_refined", f"network, step {rs[0]['step_refined']:g}", "C4", "-"),
                                   ("acc_ode_empirical", "its ODE (closed form, empirical kernel)", "k", "--"),
                                   ("acc_ode_infinite", "ODE, infinite-width kernel", "C2", ":"),
@@ -999,9 +1000,10 @@ def _anchorsum_figure(config, records, out):
             ax.axhline(100 * ref["acc_pca"], color="tab:brown", lw=1.0, ls=(0, (1, 1)), label=f"PCA-{ref['pca_k']} probe")
         ax.set_ylabel("linear-probe test accuracy (%)")
         ax.set_title(f"{pair[0]} vs {pair[1]}: sum over {rs[0]['n_anchors']} anchors, t = {rs[0]['t']:g} "
-                     f"({rs[0]['activation']}, V frozen, {n_s} seeds, ± SE)", fontsize=9)
+                     f"({rs[0]['activation']}, V frozen, {n_s} seeds, ± SE;\nlines that agree lie on top of each "
+                     "other)", fontsize=9)
         ax = axes[i, 1]
-        for f, label, col in (("gram_gap_literal_vs_ode", f"step {rs[0]['step_literal']:g} (literal)", "C0"),
+        for f, label, col in (("gram_gap_literal_vs_ode", f"step {rs[0]['step_literal']:g} (lr {config.lr:g} on the sum)", "C0"),
                               ("gram_gap_refined_vs_ode", f"step {rs[0]['step_refined']:g}", "C4")):
             Y = np.array([r[f] for r in rs])
             ax.plot(h, np.median(Y, 1), color=col, marker="o", ms=3, label=f"{label}: median")
