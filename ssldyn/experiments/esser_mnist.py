@@ -758,11 +758,11 @@ def _run_anchorsum(config: Config, ctx: dict, cell: dict) -> list[dict]:
             def trained(p, Z, B, Xe, lr=lr, steps=steps):
                 q = train_network(spec, p, Z, B, lr=lr, n_steps=steps).params
                 return network_apply(spec, q, Xe), network_apply(spec, q, Z)
-            (Re, RZ), _, seconds[name] = _timed(ctx, ("sum-train", spec, steps), jax.vmap(trained, in_axes=(0, None, None, None)),
+            (Re, RZ), _, seconds[name] = _timed(ctx, ("sum-train", spec, steps, lr), jax.vmap(trained, in_axes=(0, None, None, None)),
                                                 p32, Z32, B32, Xe32)
             reps[name] = (Re.astype(jnp.float64), RZ.astype(jnp.float64))
         ode = jax.vmap(functools.partial(_empirical_closed_form, spec, t=t_sum), in_axes=(0, None, None, None))
-        (RZ_ode, Re_ode), _, seconds["ode_empirical"] = _timed(ctx, ("sum-ode", spec), ode, p64, P["Z"], P["B"],
+        (RZ_ode, Re_ode), _, seconds["ode_empirical"] = _timed(ctx, ("sum-ode", spec, t_sum), ode, p64, P["Z"], P["B"],
                                                                P["X_eval"])
         reps["ode_empirical"] = (Re_ode, RZ_ode)
         scale = h * (1.0 if config.feature_scale == "1" else 1.0 / h)
