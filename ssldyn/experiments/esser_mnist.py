@@ -404,6 +404,15 @@ def _infinite_width_predictions(machinery, keys, h, scale, *, m, k, t1):
     return jax.vmap(one)(keys)
 
 
+def _top_modes(sol, k):
+    """`(μ, target, gap)` of an infinite-width `OutputSolution`: the eigenvalues μ of B K∞ (unit kernel scale)
+    in decreasing order, the top-k column space `L Q_top` the constrained outputs converge to, and the gap
+    μ_k − μ_{k+1} that sets the slowest top-k time constant τ_h = 1/(2 h c_h² gap)."""
+    order = jnp.argsort(-sol.lam)
+    mu = np.asarray(sol.lam[order])
+    return mu, sol.LQ[:, order[:k]], float(mu[k - 1] - mu[k])
+
+
 TIME_AXIS_POINTS = 14
 """Times of the time-axis cell: log-spaced in [τ/100, 30τ], plus the protocol time."""
 
@@ -441,16 +450,12 @@ def _run_timeaxis(config: Config, ctx: dict, cell: dict) -> list[dict]:
     scale = h * (1.0 if config.feature_scale == "1" else 1.0 / h)
     for i, act in enumerate(config.activations):
         machinery, _ = _inf_kernel(ctx, config, pname, act, P)
-        sol = machinery[0]
-        order = jnp.argsort(-sol.lam)
-        mu = np.asarray(sol.lam[order])
-        gap1 = float(mu[k - 1] - mu[k])  # of B K_∞ (unit kernel scale)
+        mu, target, gap1 = _top_modes(machinery[0], k)  # target: the column space the outputs converge to
         tau = 1.0 / (2.0 * scale * gap1)
         ts = np.unique(np.concatenate([np.geomspace(tau / 100, 30 * tau, TIME_AXIS_POINTS), [config.t_end]]))
         keys = jax.random.split(jax.random.fold_in(_cell_key(config, cell), i), S)
         (R, R_eval), _, _ = _timed(ctx, ("inf_time", k), functools.partial(_inf_over_time, m=m, k=k), machinery, keys,
                                    jnp.asarray(float(h)), jnp.asarray(scale, jnp.float64), jnp.asarray(ts))
-        target = sol.LQ[:, order[:k]]  # eigenvectors of K B: the column space the outputs converge to
         dist = jax.vmap(jax.vmap(lambda A: subspace_distance(A, target)))(R)
         acc = np.stack([probe(R_eval[j]) for j in range(len(ts))])  # (T, S); one compilation
         records.append({"kind": "timeaxis", "pair": cell["pair"], "activation": act, "width": h, "tau": tau,
@@ -523,9 +528,7 @@ def _run_ntk(config: Config, ctx: dict, cell: dict) -> list[dict]:
     sol, L_u, eval_rows = machinery
     Theta_u = infinite_width_ntk(ctx["inputs"][pname], activation=act, parametrization="ntk", order=config.kernel_order)
     scale = h * (1.0 if config.feature_scale == "1" else 1.0 / h)
-    order = jnp.argsort(-sol.lam)
-    mu = np.asarray(sol.lam[order])
-    tau = 1.0 / (2.0 * scale * float(mu[k - 1] - mu[k]))
+    tau = 1.0 / (2.0 * scale * _top_modes(sol, k)[2])
     ts = np.array([config.t_end] + [c * tau for c in NTK_TIMES])
     keys = jax.random.split(jax.random.fold_in(_cell_key(config, cell), 0), S)
     (R_con, R_ntk, kernel_distance), _, _ = _timed(
@@ -733,10 +736,7 @@ def _run_anchorsum(config: Config, ctx: dict, cell: dict) -> list[dict]:
     c = float(n)
     t_sum = c * config.t_end
     machinery, _ = _inf_kernel(ctx, config, pname, act, P)
-    sol_inf = machinery[0]
-    order = jnp.argsort(-sol_inf.lam)
-    mu = np.asarray(sol_inf.lam[order])
-    target = sol_inf.LQ[:, order[:k]]
+    mu, target, gap = _top_modes(machinery[0], k)
     yt, ye = P["y_train"], P["y_test"]
     Z32, B32, Xe32 = (P[f].astype(jnp.float32) for f in ("Z", "B", "X_eval"))
 
@@ -773,14 +773,14 @@ def _run_anchorsum(config: Config, ctx: dict, cell: dict) -> list[dict]:
         R0e, R0Z = (jax.vmap(lambda p, X: network_apply(spec, p, X), in_axes=(0, None))(p64, X)
                     for X in (P["X_eval"], P["Z"]))
         reps["init"] = (R0e, R0Z)
-        gap = {name: np.asarray(jax.vmap(gram_gap)(reps[name][0], Re_ode)) for name in ("literal", "refined")}
+        gram = {name: np.asarray(jax.vmap(gram_gap)(reps[name][0], Re_ode)) for name in ("literal", "refined")}
         rec = {"kind": "anchorsum", "pair": cell["pair"], "activation": act, "width": h, "n_anchors": n,
                "loss_constant": c, "t": t_sum, "step_literal": c * config.lr,
                "step_refined": c * config.lr / ANCHOR_SUM_REFINE, "refine": ANCHOR_SUM_REFINE,
-               "tau": 1.0 / (2.0 * scale * float(mu[k - 1] - mu[k])),
+               "tau": 1.0 / (2.0 * scale * gap),
                # GD tracks the flow only where step × (fastest rate) ≪ 1; 2hμ₁ is the fastest infinite-width rate
                "step_times_top_rate": c * config.lr * 2.0 * scale * float(mu[0]),
-               "gram_gap_literal_vs_ode": gap["literal"].tolist(), "gram_gap_refined_vs_ode": gap["refined"].tolist(),
+               "gram_gap_literal_vs_ode": gram["literal"].tolist(), "gram_gap_refined_vs_ode": gram["refined"].tolist(),
                "train_seconds": seconds["literal"] + seconds["refined"], "ode_empirical_seconds": seconds["ode_empirical"]}
         for name, (Re, RZ) in reps.items():
             rec[f"acc_{name}"] = probe(Re).tolist()
