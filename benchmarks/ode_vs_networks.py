@@ -18,8 +18,9 @@ first), and the ratio is the main job's `esser_mnist.speed_summary`, so this scr
   inputs and its factorisations (Cholesky factor and `OutputSolution`, one eigendecomposition); per
   width the closed-form predictions of all seeds (one compilation serves every width: the width is a
   traced scale);
-- **ODE side, empirical kernel**: each network's feature kernel and the adaptive solve (Tsit5,
-  rtol 1e-6) of the output ODE from the network's own R(0), vmapped over seeds.
+- **ODE side, empirical kernel**: each network's features and `S = ΦᵀBΦ`, and the adaptive solve
+  (Tsit5, rtol 1e-6) of the output ODE from the network's own R(0) through its weights (`R = ΦW`,
+  Oja's flow in the eigenbasis of S: one (h, h) eigendecomposition per network), vmapped over seeds.
 
 The sweep runs `--repeats` times in one process; every run time is the best over the repeats (the
 first repeat compiles). XLA compilations are counted process-wide with `jax.monitoring`.

@@ -149,13 +149,29 @@ class QuadraticFlow(AbstractOperatorFlow):
         self.manifold_ = get_manifold(manifold)
         self.S, self.mu, self.U = _eigen_operator(sym(S), eigenbasis)
 
+    @classmethod
+    def from_eigh(cls, mu, U=None, *, manifold="grassmann", weight_decay=0.0) -> QuadraticFlow:
+        """The flow of `S = U diag(mu) Uᵀ` from an eigendecomposition already at hand (no `eigh` here),
+        e.g. one shared by several solves. `U=None` means S = diag(mu): the state is then given and
+        returned in the eigen-coordinates themselves, and a step costs O(d k²) with no (d, d) array.
+
+        **Arguments:** `mu` (d,) real eigenvalues; `U` None or (d, d) with orthonormal columns (not
+        checked: it comes from `jnp.linalg.eigh`); `manifold`, `weight_decay` as for the constructor."""
+        mu = as_array(mu, "mu", ndim=1, nonempty=True)
+        if U is not None:
+            U = as_array(U, "U", ndim=2)
+            if U.shape != (mu.shape[0], mu.shape[0]):
+                raise ValueError(f"`U` must be ({mu.shape[0]}, {mu.shape[0]}) to match `mu`, got {tuple(U.shape)}.")
+        flow = cls(jnp.zeros((1, 1), mu.dtype), manifold=manifold, weight_decay=weight_decay)
+        return eqx.tree_at(lambda f: (f.S, f.mu, f.U), flow, (None, mu, U), is_leaf=lambda x: x is None)
+
     @property
     def manifold(self) -> AbstractManifold:
         return self.manifold_
 
     @property
     def dim(self) -> int:
-        return (self.S if self.S is not None else self.U).shape[0]
+        return self.S.shape[0] if self.S is not None else self.mu.shape[0]
 
     def vector_field(self, t, W):
         G = -2.0 * self._SW(W) + self.weight_decay * W

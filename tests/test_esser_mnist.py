@@ -1,5 +1,6 @@
 """The main job end to end at a tiny size: files, schema, claims, resume; and its scientific core."""
 
+import functools
 import json
 
 import jax
@@ -186,3 +187,36 @@ def test_sum_over_anchors_cell_gd_converges_to_its_closed_form_at_first_order():
     assert np.all((ratio > 3.0) & (ratio < 5.0)), ratio
     assert max(rec["gram_gap_literal_vs_ode"]) < 0.05 and all(0 <= a <= 1 for a in rec["acc_literal"])
     assert E.claim_sum_over_anchors(config, [rec]).verdict in ("yes", "partly")
+
+
+def test_sweep_empirical_ode_in_weight_space_is_the_output_ode_state():
+    """The sweep's empirical-kernel ODE (`_empirical_setup`, `_empirical_solution`, `_empirical_outputs`: Oja's
+    flow of the weights in the eigenbasis of S = ΦᵀBΦ, padded to a larger width) against the adaptive solve of
+    the output ODE with the (m, m) kernel K = ΦΦᵀ and the dense pair matrix: the same state R_eval(t) (not only
+    its Gram matrix, since the probe standardises output columns), from before one time constant to far past
+    convergence."""
+    from ssldyn.experiments.esser_mnist import _empirical_outputs, _empirical_setup, _empirical_solution
+
+    X_all = ssldyn.data.load_embedded_mnist()[0]
+    X = jnp.asarray(X_all[::125][:12], jnp.float64)
+    n, H = X.shape[0], 75
+    Z = ssldyn.stack_views(*ssldyn.data.make_views(jax.random.PRNGKey(0), X))
+    X_eval = jnp.concatenate([X, jnp.asarray(X_all[1::250][:5], jnp.float64)])
+    B = ssldyn.pair_matrix(n)
+    for h, act in ((8, "relu"), (60, "tanh")):
+        spec = ssldyn.NetworkSpec(d=784, h=h, k=3, activation=act, feature_scale=1.0)
+        p = ssldyn.init_network(jax.random.PRNGKey(h), spec, dtype=jnp.float64)
+        Phi_e, U, mu, W0_eig, R0e = _empirical_setup(spec, n, H, p, Z, X_eval)
+        K, Ke, R0, R0e_ref = ssldyn.empirical_setup(spec, p, Z, X_eval)
+        np.testing.assert_allclose(R0e, R0e_ref, rtol=1e-12, atol=1e-12)
+        Phi = ssldyn.network_features(spec, p, Z)
+        np.testing.assert_allclose((U * mu[:h]) @ U.T, Phi.T @ B @ Phi, rtol=1e-9, atol=1e-12)  # structured vs dense B
+        assert mu.shape == (H,) and float(jnp.max(jnp.abs(W0_eig[h:]))) == 0.0
+        rate = float(jnp.max(jnp.abs(mu)))
+        for t in (0.3 / rate, 3.0 / rate, 40.0 / rate):
+            solve_ = jax.jit(functools.partial(_empirical_solution, t=t, rtol=1e-11, atol=1e-13))
+            got = _empirical_outputs(Phi_e, U, solve_(mu, W0_eig, np.sqrt(h / H)))
+            flow = ssldyn.OutputFlow(B, K, K_test=Ke, constrained=True)
+            want = ssldyn.solve(flow, (R0, R0e_ref), 0.0, t, rtol=1e-11, atol=1e-13).final[1]
+            err = float(jnp.max(jnp.abs(got - want)) / jnp.max(jnp.abs(want)))
+            assert err < 1e-8, (h, act, t, err)

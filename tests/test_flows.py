@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import ssldyn
 from helpers import proj, random_symmetric
@@ -34,6 +35,29 @@ def test_eigenbasis_fast_path_equals_dense_flow():
     dense = ssldyn.solve(ssldyn.grassmann_flow(S), W0, 0.0, 3.0, ts=4, **TOL)
     fast = ssldyn.solve(ssldyn.grassmann_flow(S, eigenbasis=True), W0, 0.0, 3.0, ts=4, **TOL)
     np.testing.assert_allclose(fast.ys, dense.ys, atol=1e-9)
+
+
+def test_flow_from_an_eigendecomposition_and_zero_padding():
+    """`QuadraticFlow.from_eigh`: with U it is the dense flow; without U its state is in eigen-coordinates
+    (W̃ = UᵀW); zero rows appended to W̃ (any eigenvalue for them) stay exactly zero and leave the others
+    unchanged, so flows of several sizes can share one padded program."""
+    dense = ssldyn.solve(ssldyn.grassmann_flow(S), W0, 0.0, 3.0, ts=4, **TOL)
+    mu, U = jnp.linalg.eigh(S)
+    with_U = ssldyn.solve(ssldyn.QuadraticFlow.from_eigh(mu, U), W0, 0.0, 3.0, ts=4, **TOL)
+    np.testing.assert_allclose(with_U.ys, dense.ys, atol=1e-9)
+    coords = ssldyn.solve(ssldyn.QuadraticFlow.from_eigh(mu), U.T @ W0, 0.0, 3.0, ts=4, **TOL)
+    np.testing.assert_allclose(jnp.einsum("ij,tjk->tik", U, coords.ys), dense.ys, atol=1e-9)
+    mu_pad = jnp.concatenate([mu, jnp.array([7.0, -3.0, 0.0])])
+    W_pad = jnp.concatenate([U.T @ W0, jnp.zeros((3, W0.shape[1]))])
+    # the RMS error norm sees 11 components of which 3 are zero: tolerances × √(8/11) give the same steps
+    c = np.sqrt(8 / 11)
+    padded = ssldyn.solve(ssldyn.QuadraticFlow.from_eigh(mu_pad), W_pad, 0.0, 3.0, ts=4, rtol=TOL["rtol"] * c,
+                          atol=TOL["atol"] * c)
+    assert float(jnp.max(jnp.abs(padded.ys[:, 8:]))) == 0.0
+    np.testing.assert_allclose(padded.ys[:, :8], coords.ys, rtol=1e-12, atol=1e-13)
+    np.testing.assert_array_equal(padded.stats["num_steps"], coords.stats["num_steps"])
+    with pytest.raises(ValueError, match="`U` must be"):
+        ssldyn.QuadraticFlow.from_eigh(mu, U[:, :3])
 
 
 def test_convergence_to_top_k_at_rate_two_gap():

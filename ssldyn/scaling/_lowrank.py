@@ -56,6 +56,7 @@ correction); Yan, Helmke & Moore, IEEE TNN 1994 (Oja flow).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import equinox as eqx
@@ -114,11 +115,14 @@ def pair_apply(Y, n: int, kind: str = "contrastive") -> jax.Array:
 
 
 def pair_gram(F, n: int, kind: str = "contrastive") -> jax.Array:
-    r"""`S̃ = F_mᵀ B F_m` (r, r) for `B = pair_matrix(n, kind)`, computed structurally in O(m r²).
+    r"""`S̃ = F_mᵀ B F_m` (r, r) for `B = pair_matrix(n, kind)`, computed structurally in O(n r²) per block.
 
     `F_m` are the first m = 3n (or 2n) rows of `F` (further rows, e.g. evaluation inputs, do not
-    enter: B is padded by zeros on the joint set). `S̃ = F_mᵀ (B F_m)` with `B F_m` from
-    `pair_apply` (O(m r)); the result is symmetrised exactly.
+    enter: B is padded by zeros on the joint set). With B = s (C ⊗ I_n) and `F_i` the n-row blocks,
+    `S̃ = s [Σ_i C_ii F_iᵀF_i + Σ_i (M_i + M_iᵀ)]`, `M_i = F_iᵀ Σ_{j>i} C_ij F_j`: one (r, n)·(n, r)
+    product per nonzero diagonal coefficient and per block row with coefficients right of the
+    diagonal, i.e. n r² for `"contrastive"` (`M₀ = F₀ᵀ(F₊ − F₋)`) instead of the m r² = 3n r² of
+    `F_mᵀ (B F_m)`; the result is symmetrised exactly.
 
     **Arguments:** `F` (m_all, r) factor with m_all ≥ m; `n` anchors; `kind` as in `pair_matrix`.
 
@@ -134,7 +138,17 @@ def pair_gram(F, n: int, kind: str = "contrastive") -> jax.Array:
 
 @eqx.filter_jit
 def _pair_gram(Fm, n, kind):
-    return sym(Fm.T @ _pair_apply(Fm, n, kind))
+    coeffs, scale = pair_blocks(n, kind)
+    blocks = [Fm[b * n:(b + 1) * n] for b in range(len(coeffs))]
+    acc = jnp.zeros((Fm.shape[1], Fm.shape[1]), Fm.dtype)
+    for i, row in enumerate(coeffs):
+        if row[i]:
+            acc = acc + row[i] * (blocks[i].T @ blocks[i])
+        right = [c * Fj for c, Fj in zip(row[i + 1:], blocks[i + 1:]) if c]
+        if right:
+            M = blocks[i].T @ functools.reduce(jnp.add, right)
+            acc = acc + (M + M.T)
+    return scale * sym(acc)
 
 
 def _check_rank(rank, limit: int, name: str = "rank") -> int:
