@@ -100,7 +100,7 @@ def float32_ode_side(config, ctx, E, rep) -> dict:
                 sol, L_u, rows = E._solution_machinery(K_u.astype(dtype), B.astype(dtype), eval_rows,
                                                        (U.astype(dtype), d.astype(dtype)), m=m)
 
-                def one(h, z):  # as E._infinite_width_predictions, with the standard normals z given
+                def one(h, z):  # as E._inf_over_time at one time, with the standard normals z given
                     sc = h if config.feature_scale == "1" else jnp.ones_like(h)
                     R0_u = jnp.sqrt(sc) * (L_u @ z.astype(dtype)) / jnp.sqrt(h)
                     return sol(config.t_end, R0_u[:m], R0_u[rows], scale=sc)[1]

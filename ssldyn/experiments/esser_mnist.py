@@ -294,6 +294,8 @@ def _prepare_pairs(config, augment, base, X_train_all, y_train_all, X_test_all, 
             "B": pair_matrix(split.X_train.shape[0], "contrastive"),
             "B_factor": pair_factor(split.X_train.shape[0], "contrastive"),
         }
+        pairs[_pair_key(pair, tag)].update({f"{f}32": pairs[_pair_key(pair, tag)][f].astype(jnp.float32)
+                                            for f in ("Z", "B", "X_eval")})  # the networks' float32 inputs
     return pairs
 
 
@@ -337,6 +339,14 @@ def _timed(ctx, key, fn, *args):
     t0 = time.perf_counter()
     out = jax.block_until_ready(compiled(*args))
     return out, compile_s, time.perf_counter() - t0
+
+
+def _init_seeds(spec, keys):
+    """`(p64, p32)`: one network per key (float64 for the ODE side, its float32 copy for training), in one
+    program per spec (`_timed`), not op by op: an eager init compiles each of its operations again for
+    every new width."""
+    p64 = jax.vmap(lambda kk: init_network(kk, spec, dtype=jnp.float64))(keys)
+    return p64, jax.tree_util.tree_map(lambda a: a.astype(jnp.float32), p64)
 
 
 def _probe_fn(config, n_train):
@@ -394,19 +404,6 @@ def _inf_kernel(ctx, config, pname, act, P):
     return ctx["kernels"][key]
 
 
-def _infinite_width_predictions(machinery, keys, h, scale, *, m, k, t1):
-    """Closed-form infinite-width predictions for all seeds: the columns of the initial outputs of
-    all distinct inputs are N(0, K_∞)-distributed, scaled as for the width-h network
-    (`sample_initial_outputs`), and evolved with kernel `scale · K_∞`."""
-    sol, L_u, eval_rows = machinery
-
-    def one(kk):
-        R0_u = sample_initial_outputs(kk, None, k, width=h, root=jnp.sqrt(scale) * L_u)
-        return sol(t1, R0_u[:m], R0_u[eval_rows], scale=scale)[1]
-
-    return jax.vmap(one)(keys)
-
-
 def _top_modes(sol, k):
     """`(μ, target, gap)` of an infinite-width `OutputSolution`: the eigenvalues μ of B K∞ (unit kernel scale)
     in decreasing order, the top-k column space `L Q_top` the constrained outputs converge to, and the gap
@@ -421,7 +418,10 @@ TIME_AXIS_POINTS = 14
 
 
 def _inf_over_time(machinery, keys, h, scale, ts, *, m, k):
-    """Infinite-width predictions `(R_train, R_eval)` for all times `ts` (T,) and seeds: (T, S, ·, k)."""
+    """Closed-form infinite-width predictions `(R_train, R_eval)` for all times `ts` (T,) and seeds (one key
+    each): (T, S, ·, k). The columns of the initial outputs of all distinct inputs are N(0, K_∞)-distributed,
+    scaled as for the width-h network (`sample_initial_outputs`), and evolved with kernel `scale · K_∞`.
+    The sweep (T = 1), the time axis and the sum-over-anchors cells share it (the width is traced)."""
     sol, L_u, eval_rows = machinery
 
     def one(kk, t):
@@ -449,7 +449,9 @@ def _run_timeaxis(config: Config, ctx: dict, cell: dict) -> list[dict]:
     _, U = jnp.linalg.eigh((Xe[:n] - mean).T @ (Xe[:n] - mean))
     records = [{"kind": "reference", "pair": cell["pair"], "acc_chance": 0.5,
                 "acc_raw_pixels": float(probe(Xe[None])[0]),
-                "acc_pca": float(probe(((Xe - mean) @ U[:, ::-1][:, :k])[None])[0]), "pca_k": k}]
+                # repeated to the seeds' batch: the probe program of the (S, m_eval, k) representations serves
+                "acc_pca": float(probe(jnp.broadcast_to((Xe - mean) @ U[:, ::-1][:, :k], (S, Xe.shape[0], k)))[0]),
+                "pca_k": k}]
     scale = h * (1.0 if config.feature_scale == "1" else 1.0 / h)
     for i, act in enumerate(config.activations):
         machinery, _ = _inf_kernel(ctx, config, pname, act, P)
@@ -604,16 +606,15 @@ def _run_sweep(config: Config, ctx: dict, cell: dict) -> list[dict]:
     act, h, k, S = cell["activation"], cell["width"], config.k, config.n_seeds
     spec = NetworkSpec(d=P["Z"].shape[1], h=h, k=k, activation=act, feature_scale=config.c_h)
     keys = jax.random.split(_cell_key(config, cell), S + 1)
-    p64 = jax.vmap(lambda kk: init_network(kk, spec, dtype=jnp.float64))(keys[:S])
-    p32 = jax.tree_util.tree_map(lambda a: a.astype(jnp.float32), p64)
-    Z32, B32, Xe32 = (P[n].astype(jnp.float32) for n in ("Z", "B", "X_eval"))
+    p64, p32 = _timed(ctx, ("init", spec), functools.partial(_init_seeds, spec), keys[:S])[0]
+    Z32, B32, Xe32 = (P[n] for n in ("Z32", "B32", "X_eval32"))
     # GD at rate lr on c·L is GD at rate c·lr on L: same steps, time t = c·lr·epochs.
     n_steps, lr = config.epochs, config.loss_constant * config.lr
 
-    def trained_reps(train):
+    def trained_reps(train):  # float32 training; the representations leave the program in float64
         def f(p, Z, B, Xe):
             res = train_network(spec, p, Z, B, lr=lr, n_steps=n_steps, train=train)
-            return network_apply(spec, res.params, Xe)
+            return network_apply(spec, res.params, Xe).astype(jnp.float64)
         return jax.vmap(f, in_axes=(0, None, None, None))
 
     R_A, cA, tA = _timed(ctx, ("A", spec), trained_reps("last"), p32, Z32, B32, Xe32)
@@ -637,8 +638,9 @@ def _run_sweep(config: Config, ctx: dict, cell: dict) -> list[dict]:
     # Infinite width: closed form of the same ODE with kernel scale·K_∞ (scale = h c_h²), shared machinery.
     machinery, t_kinf = _inf_kernel(ctx, config, pname, act, P)
     scale = jnp.asarray(h * (1.0 if config.feature_scale == "1" else 1.0 / h), jnp.float64)
-    R_inf, cI, tI = _timed(ctx, "inf", functools.partial(_infinite_width_predictions, m=m, k=k, t1=config.t_end),
-                           machinery, jax.random.split(keys[S], S), jnp.asarray(float(h)), scale)
+    (_, R_inf), cI, tI = _timed(ctx, ("inf_time", k), functools.partial(_inf_over_time, m=m, k=k), machinery,
+                                jax.random.split(keys[S], S), jnp.asarray(float(h)), scale, jnp.asarray([config.t_end]))
+    R_inf = R_inf[0]  # the one time
 
     yt, ye = P["y_train"], P["y_test"]
 
@@ -649,16 +651,14 @@ def _run_sweep(config: Config, ctx: dict, cell: dict) -> list[dict]:
         out = _timed(ctx, ("agree", Ra.shape), jax.vmap(agreement), Ra, Rb)[0]
         return {k_: np.asarray(v) for k_, v in out.items()}
 
-    R_A64 = R_A.astype(jnp.float64)
     acc = {name: probe(R) for name, R in
-           (("init", R0e), ("network_A", R_A64), ("ode_empirical", R_ode), ("ode_infinite", R_inf))}
-    agree_A, agree_inf, agree_B = agree(R_A64, R_ode), agree(R_inf, R_ode), None
+           (("init", R0e), ("network_A", R_A), ("ode_empirical", R_ode), ("ode_infinite", R_inf))}
+    agree_A, agree_inf, agree_B = agree(R_A, R_ode), agree(R_inf, R_ode), None
     if R_B is not None:
-        R_B64 = R_B.astype(jnp.float64)
-        acc["network_B"] = probe(R_B64)
-        agree_B = agree(R_B64, R_ode[: config.b_seeds])
+        acc["network_B"] = probe(R_B)
+        agree_B = agree(R_B, R_ode[: config.b_seeds])
     erank = jax.vmap(effective_rank)
-    erank_A = np.asarray(_timed(ctx, ("erank", R_A64.shape), erank, R_A64)[0])
+    erank_A = np.asarray(_timed(ctx, ("erank", R_A.shape), erank, R_A)[0])
     erank_ode = np.asarray(_timed(ctx, ("erank", R_ode.shape), erank, R_ode)[0])
 
     timing = {
@@ -783,7 +783,7 @@ def _run_anchorsum(config: Config, ctx: dict, cell: dict) -> list[dict]:
     machinery, _ = _inf_kernel(ctx, config, pname, act, P)
     mu, target, gap = _top_modes(machinery[0], k)
     yt, ye = P["y_train"], P["y_test"]
-    Z32, B32, Xe32 = (P[f].astype(jnp.float32) for f in ("Z", "B", "X_eval"))
+    Z32, B32, Xe32 = (P[f] for f in ("Z32", "B32", "X_eval32"))
 
     def probe(R):
         return np.asarray(_timed(ctx, ("probe", R.shape), _probe_fn(config, n), R, yt, ye)[0])
@@ -795,8 +795,7 @@ def _run_anchorsum(config: Config, ctx: dict, cell: dict) -> list[dict]:
     for i, h in enumerate(cell["widths"]):
         spec = NetworkSpec(d=P["Z"].shape[1], h=h, k=k, activation=act, feature_scale=config.c_h)
         keys = jax.random.split(jax.random.fold_in(_cell_key(config, cell), i), S + 1)
-        p64 = jax.vmap(lambda kk: init_network(kk, spec, dtype=jnp.float64))(keys[:S])
-        p32 = jax.tree_util.tree_map(lambda a: a.astype(jnp.float32), p64)
+        p64, p32 = _timed(ctx, ("init", spec), functools.partial(_init_seeds, spec), keys[:S])[0]
         reps, seconds = {}, {}
         for name, lr, steps in (("literal", c * config.lr, config.epochs),
                                 ("refined", c * config.lr / ANCHOR_SUM_REFINE, config.epochs * ANCHOR_SUM_REFINE)):
