@@ -96,9 +96,8 @@ def float32_ode_side(config, ctx, E, rep) -> dict:
         K_u = ssldyn.infinite_width_kernel(inputs, activation=act, order=config.kernel_order)
         outs, times_act = {}, {}
         for dtype in (jnp.float64, jnp.float32):
-            def side(K_u, B, U, d, Z0, hs, dtype=dtype):  # factorisations + predictions of every width and seed
-                sol, L_u, rows = E._solution_machinery(K_u.astype(dtype), B.astype(dtype), eval_rows,
-                                                       (U.astype(dtype), d.astype(dtype)), m=m)
+            def side(K_u, B, Z0, hs, dtype=dtype):  # factorisations + predictions of every width and seed
+                sol, L_u, rows = E._solution_machinery(K_u.astype(dtype), B.astype(dtype), eval_rows, m=m, n=P["n"])
 
                 def one(h, z):  # as E._inf_over_time at one time, with the standard normals z given
                     sc = h if config.feature_scale == "1" else jnp.ones_like(h)
@@ -110,7 +109,7 @@ def float32_ode_side(config, ctx, E, rep) -> dict:
             # the same standard normals for both precisions (float32 draws from a key differ from float64 ones)
             Z0 = jax.random.normal(jax.random.PRNGKey(0), (S, K_u.shape[0], k), jnp.float64)
             hs = jnp.asarray([float(h) for h in config.widths], dtype)
-            args = (K_u, P["B"], *P["B_factor"], Z0, hs)
+            args = (K_u, P["B"], Z0, hs)
             fn = jax.jit(side).lower(*args).compile()
             try:
                 outs[dtype] = jax.block_until_ready(fn(*args))
@@ -151,7 +150,8 @@ def float32_ode_side(config, ctx, E, rep) -> dict:
 
 def factorisation_reduction(config, ctx, E, rep) -> dict:
     """The infinite-width setup (Cholesky factor of the kernel of the distinct inputs + `OutputSolution`) with
-    B's thin factor (`pair_factor`: a (2n, 2n) eigenproblem) against the same without it ((m, m), m = 3n),
+    B's block structure (`OutputSolution(pair=...)`: the thin factor `pair_factor` gives a (2n, 2n)
+    eigenproblem, B's products are block-wise sums) against the same with a dense B ((m, m), m = 3n),
     compiled, best of 3 each, per activation, in one run; and the largest relative Gram gap of the
     predictions of both at the protocol time (every width, the same sampled R(0))."""
     import jax
@@ -170,15 +170,16 @@ def factorisation_reduction(config, ctx, E, rep) -> dict:
         L_u = ssldyn.kernel_root(K_u, method="cholesky", jitter=1e-10)
         return ssldyn.OutputSolution(B, root=L_u[:m, :m], K_eval=K_u[rows, :m], renormalise=False), L_u
 
-    def reduced(K_u, B, rows, U, d):
-        return E._solution_machinery(K_u, B, rows, (U, d), m=m)[:2]
+    def reduced(K_u, B, rows):
+        return E._solution_machinery(K_u, B, rows, m=m, n=P["n"])[:2]
 
     best, worst = {"full": 0.0, "reduced": 0.0}, 0.0
+    q = int(ssldyn.pair_factor(P["n"], "contrastive")[1].shape[0])
     for act in config.activations:
         K_u = ssldyn.infinite_width_kernel(inputs, activation=act, order=config.kernel_order)
         sols = {}
         for name, fn, args in (("full", full, (K_u, P["B"], eval_rows)),
-                               ("reduced", reduced, (K_u, P["B"], eval_rows, *P["B_factor"]))):
+                               ("reduced", reduced, (K_u, P["B"], eval_rows))):
             compiled = jax.jit(fn).lower(*args).compile()
             times = []
             for _ in range(3):
@@ -193,8 +194,8 @@ def factorisation_reduction(config, ctx, E, rep) -> dict:
             worst = max(worst, float(np.asarray(ssldyn.gram_gap(b, a))))
     ratio = best["full"] / best["reduced"]
     rep.record("factorisation_reduction", full_s=best["full"], reduced_s=best["reduced"], speedup=ratio,
-               max_rel_gram_gap=worst, m=m, q=int(P["B_factor"][1].shape[0]))
-    print(f"infinite-width setup with B's thin factor ({P['B_factor'][1].shape[0]} of {m} modes): "
+               max_rel_gram_gap=worst, m=m, q=q)
+    print(f"infinite-width setup with B's block structure (thin factor: {q} of {m} modes): "
           f"{best['reduced']:.3g} s vs {best['full']:.3g} s without ({ratio:.2f}x); max relative Gram gap {worst:.1e}")
     return {"setup_reduced_s": best["reduced"], "setup_full_s": best["full"], "setup_reduction_speedup": ratio,
             "setup_reduction_max_rel_gram_gap": worst}

@@ -2,8 +2,9 @@ r"""Small linear-algebra helpers shared by every stage (the lowest module above 
 
 - `sym(A) = (A + Aᵀ)/2`;
 - `as_hyper`: a numeric hyperparameter as an array, so a sweep reuses one compilation;
-- `LOSS_KINDS` and `PAIR_BLOCKS`: the one table of ±I blocks behind both `pair_matrix` and the
-  matrix-free pair operator `pair_apply` of the low-rank output flows;
+- `LOSS_KINDS` and `PAIR_BLOCKS`: the one table of ±I blocks behind `pair_matrix`, `pair_factor` and the
+  matrix-free products `pair_apply_blocks` (`B Y`) and `pair_factor_rmatmul` (`Uᵀ Y`) used by the
+  low-rank output flows and `OutputSolution(pair=...)`;
 - `check_pair_matrix`: validation of a symmetric pair or kernel matrix;
 - `kernel_root`: `L Lᵀ = K` by eigendecomposition or Cholesky.
 """
@@ -53,6 +54,42 @@ def pair_blocks(n, kind: str) -> tuple[tuple[tuple[int, ...], ...], float]:
         raise ValueError(f"`kind` must be one of {LOSS_KINDS}, got {kind!r}.")
     coeffs, denom = PAIR_BLOCKS[kind]
     return coeffs, 1.0 / (2 * n if denom == "2n" else n)
+
+
+def pair_apply_blocks(Y, n: int, kind: str) -> jax.Array:
+    """`B Y` for `B = pair_matrix(n, kind)` (Y: (m, ...)) without forming B: each block row is a signed sum
+    of Y's n-row blocks, O(m · cols). Unvalidated (`scaling.pair_apply` is the checked public form)."""
+    coeffs, scale = pair_blocks(n, kind)
+    blocks = [Y[b * n:(b + 1) * n] for b in range(len(coeffs))]
+    out = []
+    for row in coeffs:
+        acc = None
+        for c, Yb in zip(row, blocks):
+            if c:
+                acc = (Yb if c == 1 else -Yb) if acc is None else (acc + Yb if c == 1 else acc - Yb)
+        out.append(acc)
+    return scale * jnp.concatenate(out, axis=0)
+
+
+def pair_eigenblocks(kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """`(E, c)`: the eigenvectors (b, q_c) and nonzero eigenvalues (q_c,) of the block-coefficient matrix C of
+    `pair_matrix` (`C = E diag(c) Eᵀ` on its range), so that `B = (E ⊗ I_n) diag(s c ⊗ 1_n) (E ⊗ I_n)ᵀ`."""
+    coeffs, _ = PAIR_BLOCKS[kind]
+    c, E = np.linalg.eigh(np.asarray(coeffs, dtype=np.float64))
+    keep = np.abs(c) > 1e-12  # the coefficients are small integers: their zero eigenvalues are exact
+    return E[:, keep], c[keep]
+
+
+def pair_factor_rmatmul(Y, n: int, kind: str) -> jax.Array:
+    """`Uᵀ Y` (q, ...) for the factor `U = E ⊗ I_n` of `pair_factor(n, kind)` and Y (m, ...), without forming U:
+    `(UᵀY)_j = Σ_b E_bj Y_b` over Y's n-row blocks, O(m q/n · cols)."""
+    E, _ = pair_eigenblocks(kind)
+    blocks = [Y[b * n:(b + 1) * n] for b in range(E.shape[0])]
+    out = []
+    for j in range(E.shape[1]):
+        acc = sum(float(E[b, j]) * Yb for b, Yb in enumerate(blocks) if E[b, j] != 0.0)
+        out.append(acc)
+    return jnp.concatenate(out, axis=0)
 
 
 def symmetric_pair(A, B, names: tuple[str, str]) -> tuple[jax.Array, jax.Array]:

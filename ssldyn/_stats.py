@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from ._linalg import LOSS_KINDS, pair_blocks, sym
+from ._linalg import LOSS_KINDS, pair_blocks, pair_eigenblocks, sym
 from ._validation import as_array, check_int, check_positive, check_same_cols, check_same_rows
 
 LossKind = Literal["contrastive", "noncontrastive", "squared_contrastive", "squared_noncontrastive"]
@@ -207,12 +207,11 @@ def pair_factor(n: int, kind: LossKind = "contrastive", *, dtype=None) -> tuple[
 
     **Returns:** `(U, d)`, U of shape (m, q) with `UᵀU = I`, d of shape (q,).
     """
-    coeffs, scale = pair_blocks(n, kind)
-    c, E = np.linalg.eigh(np.asarray(coeffs, dtype=np.float64))
-    keep = np.abs(c) > 1e-12  # the coefficients are small integers: their zero eigenvalues are exact
+    _, scale = pair_blocks(n, kind)
+    E, c = pair_eigenblocks(kind)
     dtype = jnp.result_type(float) if dtype is None else dtype
-    U = jnp.asarray(np.kron(E[:, keep], np.eye(int(n))), dtype)
-    d = jnp.asarray(np.repeat(scale * c[keep], int(n)), dtype)
+    U = jnp.asarray(np.kron(E, np.eye(int(n))), dtype)
+    d = jnp.asarray(np.repeat(scale * c, int(n)), dtype)
     return U, d
 
 

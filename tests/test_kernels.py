@@ -369,3 +369,25 @@ def test_hermite_series_bound_flags_relu_and_dispatch_falls_back():
     # an unrecognised ReLU-like callable goes through 'auto': the bound is too large, so quadrature is used
     K_auto = infinite_width_kernel(X, activation=lambda z: jnp.maximum(z, 0.0), order=32)
     np.testing.assert_allclose(K_auto, ref, atol=1e-12)
+
+
+def test_series_method_is_one_jittable_program_with_auto_numbers():
+    """`method="series"` under jit gives what eager `"auto"` gives where it picks the series, and its
+    bound holds against an independent quadrature; closed forms report bound 0, quadrature NaN."""
+    X = jax.random.uniform(jax.random.PRNGKey(3), (9, 7))
+    for act in ("tanh", "sigmoid"):
+        K_jit, bound = jax.jit(lambda X, act=act: infinite_width_kernel(X, activation=act, method="series",
+                                                                          return_bound=True))(X)
+        K_auto, b_auto = infinite_width_kernel(X, activation=act, return_bound=True)
+        np.testing.assert_allclose(K_jit, K_auto, rtol=1e-13, atol=1e-15)
+        assert float(bound) == pytest.approx(float(b_auto), rel=1e-12)
+        ref = quadrature_kernel(X, activation=act, order=48)
+        assert float(jnp.max(jnp.abs(K_jit - ref))) <= float(bound) + 1e-13
+    K, b = infinite_width_kernel(X, activation="relu", method="series", return_bound=True)
+    np.testing.assert_allclose(K, relu_kernel(X), rtol=1e-13)
+    assert float(b) == 0.0
+    K, b = infinite_width_kernel(X, activation=lambda z: jnp.maximum(z, 0.0), order=32, return_bound=True)
+    np.testing.assert_allclose(K, relu_kernel(X), atol=1e-12)  # the bound rules the series out: quadrature
+    assert np.isnan(float(b))
+    with pytest.raises(ValueError, match="`method`"):
+        infinite_width_kernel(X, activation="tanh", method="serie")

@@ -177,19 +177,22 @@ def test_pair_factor_rebuilds_the_pair_matrix(kind):
     assert U.shape == (Bk.shape[0], np.linalg.matrix_rank(np.asarray(Bk))) and bool(jnp.all(d != 0))
 
 
+@pytest.mark.parametrize("structure", ["B_factor", "pair"])
 @pytest.mark.parametrize("h", [10, 20, 100])
-def test_output_solution_with_b_factor_equals_independent_references(h):
+def test_output_solution_with_b_factor_equals_independent_references(h, structure):
     """With B's thin factor (q = 16 of m = 24 modes) the eigenproblem is smaller; the results are those of the
     weight-space Grassmann closed form for the network's own R(0) (h below q, between q and m, above m; with
     and without re-normalisation), and of `solve(OutputFlow)` for a sampled R(0) off the constraint set
-    with a full-rank kernel."""
-    fac = ssldyn.pair_factor(N, "contrastive")
+    with a full-rank kernel. `pair=(n, kind)` (B's products and factor taken block-wise) is held to the
+    same references."""
+    fac = (dict(B_factor=ssldyn.pair_factor(N, "contrastive")) if structure == "B_factor"
+           else dict(pair=(N, "contrastive")))
     Phi, Phi_test, W0 = network(h)
     grass = ssldyn.GrassmannSolution(Phi.T @ B @ Phi, W0)
     K_eval = ssldyn.hidden_gram(Phi, Phi_test)
     scale = float(jnp.max(jnp.abs(Phi @ Phi.T)))
     for flag in (True, False):
-        sol = ssldyn.OutputSolution(B, root=Phi, K_eval=K_eval, B_factor=fac, renormalise=flag)
+        sol = ssldyn.OutputSolution(B, root=Phi, K_eval=K_eval, renormalise=flag, **fac)
         assert sol.lam.shape == (min(h, 16),)
         for t in (0.3, 2.0, 40.0):
             P = grass.projector(t)
@@ -201,7 +204,7 @@ def test_output_solution_with_b_factor_equals_independent_references(h):
     K_all = A @ A.T / (m + 5)  # full rank: the root is (m, m), the eigenproblem (16, 16)
     R0_all = 0.5 * jax.random.normal(jax.random.PRNGKey(8), (m + 5, 3))
     root = ssldyn.kernel_root(K_all[:m, :m], method="cholesky", jitter=1e-14)
-    sol = ssldyn.OutputSolution(B, root=root, K_eval=K_all[m:, :m], B_factor=fac, renormalise=False)
+    sol = ssldyn.OutputSolution(B, root=root, K_eval=K_all[m:, :m], renormalise=False, **fac)
     traj = ssldyn.solve(ssldyn.OutputFlow(B, 2.0 * K_all[:m, :m], K_test=2.0 * K_all[m:, :m]),
                         (R0_all[:m], R0_all[m:]), 0.0, 1.5, ts=1, **TOL)
     G_ode, Ge_ode = _grams(traj.ys[0][-1], traj.ys[1][-1])
@@ -219,6 +222,14 @@ def test_output_solution_refuses_a_b_factor_of_another_matrix():
         ssldyn.OutputSolution(B, root=Phi, B_factor=(U[:-1], d))
     with pytest.raises(TypeError, match="B_factor"):
         ssldyn.OutputSolution(B, root=Phi, B_factor=U)
+    with pytest.raises(ValueError, match="not pair_matrix"):
+        ssldyn.OutputSolution(B, root=Phi, pair=(N, "squared_contrastive"))
+    with pytest.raises(ValueError, match="pair"):
+        ssldyn.OutputSolution(B, root=Phi, pair=(N + 1, "contrastive"))
+    with pytest.raises(ValueError, match="not both"):
+        ssldyn.OutputSolution(B, root=Phi, pair=(N, "contrastive"), B_factor=(U, d))
+    with pytest.raises(TypeError, match="pair"):
+        ssldyn.OutputSolution(B, root=Phi, pair=N)
 
 
 def test_output_solution_vmaps_over_initial_outputs_and_scales_under_jit():

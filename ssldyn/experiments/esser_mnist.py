@@ -52,7 +52,6 @@ from ssldyn import (
     logistic_probe,
     network_apply,
     network_features,
-    pair_factor,
     pair_gram,
     pair_matrix,
     ridge_probe,
@@ -292,7 +291,6 @@ def _prepare_pairs(config, augment, base, X_train_all, y_train_all, X_test_all, 
             "y_test": jnp.asarray(split.y_test, jnp.int32),
             "n": split.X_train.shape[0],
             "B": pair_matrix(split.X_train.shape[0], "contrastive"),
-            "B_factor": pair_factor(split.X_train.shape[0], "contrastive"),
         }
         pairs[_pair_key(pair, tag)].update({f"{f}32": pairs[_pair_key(pair, tag)][f].astype(jnp.float32)
                                             for f in ("Z", "B", "X_eval")})  # the networks' float32 inputs
@@ -359,13 +357,14 @@ def _probe_fn(config, n_train):
     return jax.vmap(acc, in_axes=(0, None, None))
 
 
-def _solution_machinery(K_u, B, eval_rows, B_factor, *, m):
+def _solution_machinery(K_u, B, eval_rows, *, m, n):
     """Cholesky factor of the kernel of the distinct inputs and the `OutputSolution` (jittable)."""
     # Relative jitter: robust to near-duplicate inputs; in float32 it must sit above the round-off of K.
     L_u = kernel_root(K_u, method="cholesky", jitter=1e-10 if K_u.dtype == jnp.float64 else 1e-5)
     # renormalise=False: every R(0) here is sampled, off the constraint set, where it never acts.
-    # B_factor: B has rank 2n of m = 3n, so the eigenproblem is (2n, 2n) instead of (m, m).
-    sol = OutputSolution(B, root=L_u[:m, :m], K_eval=K_u[eval_rows, :m], renormalise=False, B_factor=B_factor)
+    # pair: B = pair_matrix(n) has rank 2n of m = 3n, so the eigenproblem is (2n, 2n) instead of (m, m), and
+    # B's products are block-wise sums (O(m k), not O(m² k)).
+    sol = OutputSolution(B, root=L_u[:m, :m], K_eval=K_u[eval_rows, :m], renormalise=False, pair=(n, "contrastive"))
     return sol, L_u, eval_rows
 
 
@@ -376,9 +375,8 @@ def _inf_kernel(ctx, config, pname, act, P):
     `OutputSolution` of the constrained output flow (one eigendecomposition of `LᵀBL`, with L the
     leading (m, m) block of `L_u`, i.e. the factor of the training block).
 
-    Returns `(machinery, seconds)` with `seconds = {"kernel", "setup", "setup_compile"}`: the kernel
-    (eager; its first call per activation includes compiling its internals) and the factorisations
-    (compiled once, compile time separate)."""
+    Returns `(machinery, seconds)` with `seconds = {"kernel", "kernel_compile", "setup", "setup_compile"}`:
+    the kernel and the factorisations, each one compiled program per shape (compile time separate)."""
     key = (pname, act)
     if key not in ctx["kernels"]:
         Z, X_eval, n, m = P["Z"], P["X_eval"], P["n"], P["Z"].shape[0]
@@ -389,19 +387,31 @@ def _inf_kernel(ctx, config, pname, act, P):
             inputs = jnp.concatenate([Z, X_eval])
             eval_rows = m + jnp.arange(X_eval.shape[0])
         ctx.setdefault("inputs", {})[pname] = inputs  # the distinct inputs, training inputs first
-        t0 = time.perf_counter()
-        K_u = jax.block_until_ready(infinite_width_kernel(inputs, activation=act, order=config.kernel_order))
-        t_kernel = time.perf_counter() - t0
-        machinery, c_setup, t_setup = _timed(ctx, "inf_setup", functools.partial(_solution_machinery, m=m),
-                                             K_u, P["B"], eval_rows, P["B_factor"])
+        # One compiled program per activation (compile timed apart): the closed form, or the Hermite series
+        # with its error bound, checked here as `method="auto"` does; past the bound, eager quadrature.
+        kernel = functools.partial(infinite_width_kernel, activation=act, order=config.kernel_order, method="series",
+                                   return_bound=True)
+        (K_u, bound), c_kernel, t_kernel = _timed(ctx, ("nngp", act), kernel, inputs)
+        if not float(bound) <= NNGP_SERIES_TOL * float(jnp.max(jnp.abs(K_u))):
+            t0 = time.perf_counter()
+            K_u = jax.block_until_ready(infinite_width_kernel(inputs, activation=act, order=config.kernel_order))
+            t_kernel = time.perf_counter() - t0
+        machinery, c_setup, t_setup = _timed(ctx, "inf_setup", functools.partial(_solution_machinery, m=m, n=n),
+                                             K_u, P["B"], eval_rows)
         if not bool(jnp.all(jnp.isfinite(machinery[1]))):  # not PSD within the jitter: exact roots (slower)
             t0 = time.perf_counter()
-            machinery = (OutputSolution(P["B"], K_u[:m, :m], K_eval=K_u[eval_rows, :m], B_factor=P["B_factor"]),
+            machinery = (OutputSolution(P["B"], K_u[:m, :m], K_eval=K_u[eval_rows, :m], pair=(n, "contrastive")),
                          kernel_root(K_u), eval_rows)
             jax.block_until_ready(machinery)
             t_setup = time.perf_counter() - t0
-        ctx["kernels"][key] = (machinery, {"kernel": t_kernel, "setup": t_setup, "setup_compile": c_setup})
+        ctx["kernels"][key] = (machinery, {"kernel": t_kernel, "kernel_compile": c_kernel, "setup": t_setup,
+                                           "setup_compile": c_setup})
     return ctx["kernels"][key]
+
+
+NNGP_SERIES_TOL = 1e-10
+"""Relative bound of the Hermite-series NNGP kernel below which it is used (as `infinite_width_kernel`'s
+`"auto"`); above it the kernel comes from quadrature."""
 
 
 def _top_modes(sol, k):
@@ -668,6 +678,7 @@ def _run_sweep(config: Config, ctx: dict, cell: dict) -> list[dict]:
         "ode_empirical_compile_seconds": cO, "ode_infinite_seconds": tI, "ode_infinite_compile_seconds": cI,
         "kernel_infinite_seconds_once": t_kinf["kernel"], "setup_infinite_seconds_once": t_kinf["setup"],
         "setup_infinite_compile_seconds_once": t_kinf["setup_compile"],
+        "kernel_infinite_compile_seconds_once": t_kinf["kernel_compile"],
         "ode_infinite_method": "closed form (OutputSolution)",
         "ode_empirical_method": "adaptive solve of Oja's flow with S = ΦᵀBΦ in its eigenbasis (R = ΦW)",
     }
@@ -1279,7 +1290,7 @@ def speed_summary(records: list[dict]) -> dict:
     for r in first:  # kernels and factorisations of the infinite-width ODE: once per data set, pair and activation
         once[(r.get("data"), tuple(r["pair"]), r["activation"])] = (
             r.get("kernel_infinite_seconds_once", 0.0), r.get("setup_infinite_seconds_once", 0.0),
-            r.get("setup_infinite_compile_seconds_once", 0.0))
+            r.get("setup_infinite_compile_seconds_once", 0.0) + (r.get("kernel_infinite_compile_seconds_once") or 0.0))
     kinf, finf, cinf_once = (float(sum(v[i] for v in once.values())) for i in range(3))
     out = {
         "cells": len(first),

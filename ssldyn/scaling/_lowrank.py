@@ -65,7 +65,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._flows import AbstractFlow, AbstractOperatorFlow, _eigen_operator
-from .._linalg import PAIR_BLOCKS, check_pair_matrix, pair_blocks, sym
+from .._linalg import PAIR_BLOCKS, check_pair_matrix, pair_apply_blocks, pair_blocks, sym
 from .._validation import as_array, check_int, check_positive, is_concrete
 
 __all__ = [
@@ -79,19 +79,6 @@ __all__ = [
     "FactoredOutputFlow",
     "factored_output_flow",
 ]
-
-def _pair_apply(Y, n: int, kind: str):
-    coeffs, scale = pair_blocks(n, kind)
-    blocks = [Y[b * n:(b + 1) * n] for b in range(len(coeffs))]
-    out = []
-    for row in coeffs:
-        acc = None
-        for c, Yb in zip(row, blocks):
-            if c:
-                acc = (Yb if c == 1 else -Yb) if acc is None else (acc + Yb if c == 1 else acc - Yb)
-        out.append(acc)
-    return scale * jnp.concatenate(out, axis=0)
-
 
 def pair_apply(Y, n: int, kind: str = "contrastive") -> jax.Array:
     r"""`B Y` for the pair matrix `B = pair_matrix(n, kind)` without forming B: O(m · cols).
@@ -111,7 +98,7 @@ def pair_apply(Y, n: int, kind: str = "contrastive") -> jax.Array:
     m = len(coeffs) * int(n)
     if Y.ndim < 1 or Y.shape[0] != m:
         raise ValueError(f"`Y` must have m = {m} rows for n = {n} and kind {kind!r}, got shape {tuple(Y.shape)}.")
-    return _pair_apply(Y, int(n), kind)
+    return pair_apply_blocks(Y, int(n), kind)
 
 
 def pair_gram(F, n: int, kind: str = "contrastive") -> jax.Array:
@@ -539,7 +526,7 @@ class FactoredOutputFlow(AbstractFlow):
         return self.F.shape[0] > self.n_train
 
     def _BR(self, R):
-        return self.B @ R if self.pair is None else _pair_apply(R, *self.pair)
+        return self.B @ R if self.pair is None else pair_apply_blocks(R, *self.pair)
 
     def vector_field(self, t, y):
         R = y[0] if self.has_eval else y
