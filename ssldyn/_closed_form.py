@@ -402,7 +402,7 @@ class OutputSolution(AbstractSolution):
 
     B: jax.Array
     LQ: jax.Array
-    BLQ: jax.Array
+    BLQ_T: jax.Array
     lam: jax.Array
     K_eval: jax.Array | None
     LQ_pinv: jax.Array | None
@@ -461,7 +461,7 @@ class OutputSolution(AbstractSolution):
             Q = Q_M @ Y
         self.B, self.lam, self.K_eval = B, lam, K_eval
         self.LQ = root @ Q
-        self.BLQ = self._B(self.LQ)
+        self.BLQ_T = self._B(self.LQ).T  # (r, m), stored transposed: c₀ = (BLQ)ᵀR(0) is then a plain product
         # Root coordinates for the re-normalisation in `__call__`: `(LQ)⁺` and an orthonormal basis of
         # range(K) = range(LQ), from one thin SVD (singular values at round-off level count as zero;
         # masked rather than removed, so that shapes do not depend on values under a trace). With
@@ -594,7 +594,7 @@ class OutputSolution(AbstractSolution):
         chi = jnp.where(big, (jnp.exp(2.0 * x_s) - a**2 * (1.0 + 2.0 * x)) / lam_safe**2,
                         16.0 * t**2 * _phi2(2.0 * x) * a**2)
         k = R0.shape[1]
-        c0 = self.BLQ.T @ R0  # Qᵀ Lᵀ B R(0); the factor √scale of the root is folded in below
+        c0 = self.BLQ_T @ R0  # Qᵀ Lᵀ B R(0); the factor √scale of the root is folded in below
         f = scale * phi  # with the root √scale·L:  L Q φ c₀ → scale · (LQ) φ c₀, c₀ᵀ χ c₀ → scale · c₀ᵀ χ c₀
         BR0 = self._B(R0)
         N0 = jnp.eye(k, dtype=dtype) + 4.0 * t * (R0.T @ BR0)

@@ -435,7 +435,7 @@ def _inf_over_time(machinery, keys, h, scale, ts, *, m, k):
     sol, L_u, eval_rows = machinery
 
     def one(kk, t):
-        R0_u = sample_initial_outputs(kk, None, k, width=h, root=jnp.sqrt(scale) * L_u)
+        R0_u = jnp.sqrt(scale) * sample_initial_outputs(kk, None, k, width=h, root=L_u)  # kernel scale·K_∞
         return sol(t, R0_u[:m], R0_u[eval_rows], scale=scale)
 
     return jax.vmap(lambda t: jax.vmap(lambda kk: one(kk, t))(keys))(ts)
@@ -518,7 +518,7 @@ def _ntk_vs_constrained(machinery, Theta_u, B, keys, h, scale, ts, *, m, k):
     evaluate, top_ntk = ntk_linearised_outputs(scale * Theta_u, B, eval_rows, m=m)
 
     def one(kk, t):
-        R0_u = sample_initial_outputs(kk, None, k, width=h, root=jnp.sqrt(scale) * L_u)
+        R0_u = jnp.sqrt(scale) * sample_initial_outputs(kk, None, k, width=h, root=L_u)  # kernel scale·K_∞
         return sol(t, R0_u[:m], R0_u[eval_rows], scale=scale)[1], evaluate(R0_u, t)
 
     R_con, R_ntk = jax.vmap(lambda t: jax.vmap(lambda kk: one(kk, t))(keys))(ts)
