@@ -20,6 +20,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="override a configuration field (repeatable; tuples comma-separated)")
     run.add_argument("--fresh", action="store_true", help="ignore results already in --out")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    run.add_argument("--compile-cache", default=None, metavar="DIR",
+                     help="JAX's persistent compilation cache, so that reruns and resumed runs load their compiled "
+                          "programs instead of compiling them again (default: $SSLDYN_COMPILE_CACHE, else "
+                          "~/.cache/ssldyn/xla; 'off' disables; a JAX_COMPILATION_CACHE_DIR you set is kept)")
     show = sub.add_parser("config", help="print an experiment's default configuration")
     show.add_argument("name")
     show.add_argument("--quick", action="store_true")
@@ -51,6 +55,13 @@ def _interrupted(out: Path | None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "run":  # before anything compiles: JAX decides once per process whether to use the cache
+        from .experiments._profiling import configure_compile_cache, default_compile_cache
+
+        try:
+            configure_compile_cache(args.compile_cache if args.compile_cache is not None else default_compile_cache())
+        except OSError as err:
+            return _error(f"--compile-cache: cannot create {err.filename or args.compile_cache}: {err.strerror or err}")
     from .experiments import REGISTRY, get_experiment, make_config, parse_overrides, run_experiment
 
     if args.command == "list":

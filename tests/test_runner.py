@@ -112,3 +112,41 @@ def test_compile_counter_sees_each_new_program_and_the_runner_records_it(tmp_pat
     res = run_experiment(exp, ToyConfig(), tmp_path, progress=False)
     assert [c["compiles"] for c in res["cells"].values()] == [1, 1, 1, 1]  # a new shape in every cell
     assert "XLA compilations:" in (tmp_path / "report.md").read_text()
+
+
+CACHE_SNIPPET = """
+import sys
+import numpy as np
+import ssldyn  # the whole library imported first, as the CLI does: importing must not compile anything
+from ssldyn.experiments._profiling import COMPILES, configure_compile_cache
+import jax
+import jax.numpy as jnp
+configure_compile_cache(sys.argv[1])
+before = COMPILES.snapshot()
+y = jax.jit(lambda x: jnp.sin(x) * 3.0 + jnp.cos(x) ** 2)(np.arange(7.0))
+print(COMPILES.since(before)[0], COMPILES.cache_hits_since(before), repr(float(np.asarray(y).sum())))
+"""
+
+
+def test_persistent_compile_cache_serves_a_second_process(tmp_path):
+    """Two fresh processes with the same cache directory: the first compiles and stores the program, the
+    second loads it (one cache hit, counted by the runner's counter) and computes the same value."""
+    import subprocess
+    import sys
+
+    cache = tmp_path / "xla"
+    runs = [subprocess.run([sys.executable, "-c", CACHE_SNIPPET, str(cache)], capture_output=True, text=True,
+                           timeout=300, check=True).stdout.split() for _ in range(2)]
+    (n1, hits1, y1), (n2, hits2, y2) = runs
+    assert (n1, hits1) == ("1", "0") and (n2, hits2) == ("1", "1")
+    assert y1 == y2 and any(cache.iterdir())
+
+
+def test_default_compile_cache_follows_the_environment(monkeypatch, tmp_path):
+    from ssldyn.experiments._profiling import configure_compile_cache, default_compile_cache
+
+    monkeypatch.setenv("SSLDYN_COMPILE_CACHE", "off")
+    assert default_compile_cache() == "off" and configure_compile_cache("off") is None
+    monkeypatch.delenv("SSLDYN_COMPILE_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert default_compile_cache() == str(tmp_path / "ssldyn" / "xla")

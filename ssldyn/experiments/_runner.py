@@ -207,6 +207,7 @@ def environment() -> dict:
         "x64": bool(jax.config.jax_enable_x64),
         "default_float": "float64" if jax.config.jax_enable_x64 else "float32",
         "cpu_count": os.cpu_count(),
+        "compile_cache": jax.config.jax_compilation_cache_dir or None,
     }
 
 
@@ -461,6 +462,7 @@ def _run(exp, config, out: Path, dtype, *, progress, fresh, max_cells, log) -> d
     context = exp.prepare(config)
     results["prepare_seconds"] = time.perf_counter() - t_prep
     results["prepare_compiles"], results["prepare_compile_seconds"] = COMPILES.since(c_prep)
+    results["prepare_compile_cache_hits"] = COMPILES.cache_hits_since(c_prep)
 
     bar = None
     if progress and todo:
@@ -478,7 +480,8 @@ def _run(exp, config, out: Path, dtype, *, progress, fresh, max_cells, log) -> d
             records = exp.dispatch(config, context, cell)
             n_comp, s_comp = COMPILES.since(c0)
             results["cells"][cell["id"]] = {"cell": cell, "records": records, "seconds": time.perf_counter() - t0,
-                                            "compiles": n_comp, "compile_seconds": s_comp}
+                                            "compiles": n_comp, "compile_seconds": s_comp,
+                                            "compile_cache_hits": COMPILES.cache_hits_since(c0)}
             atomic_write_json(path, results)
             done_new += 1
             if bar is not None:
@@ -508,6 +511,17 @@ def run_totals(results: dict) -> tuple[float, int, float]:
     return (results.get("prepare_seconds", 0.0) + sum(c["seconds"] for c in cells),
             results.get("prepare_compiles", 0) + sum(c.get("compiles", 0) for c in cells),
             results.get("prepare_compile_seconds", 0.0) + sum(c.get("compile_seconds", 0.0) for c in cells))
+
+
+def _cache_note(results: dict) -> str:
+    """Report text on the persistent compilation cache: how many of the programs were loaded from it."""
+    where = results["environment"].get("compile_cache")
+    if not where:
+        return "; no persistent compilation cache"
+    hits = results.get("prepare_compile_cache_hits", 0) + sum(
+        c.get("compile_cache_hits", 0) for c in results["cells"].values())
+    return (f"; persistent compilation cache {where}: {hits} of the programs were loaded from it (their seconds are "
+            "load times), the others compiled and stored")
 
 
 def _verdict(claim: dict) -> str:
@@ -561,7 +575,7 @@ def render_report(exp: Experiment, results: dict, body: str, out: Path) -> str:
         "",
         f"- cells: {len(results['cells'])}, cell time {total:.1f} s, setup {results.get('prepare_seconds', 0):.1f} s",
         f"- XLA compilations: {n_comp} programs, {s_comp:.1f} s of compiling (setup and cells; counted from JAX's "
-        "compilation events; after a resume: the stored cells' counts plus this run's setup)",
+        "compilation events; after a resume: the stored cells' counts plus this run's setup)" + _cache_note(results),
         f"- device: {env['device']}; default float: {env['default_float']}; CPUs: {env['cpu_count']}",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v),
         f"- configuration: `{json.dumps(results['config'])}`",
