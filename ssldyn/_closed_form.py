@@ -465,12 +465,12 @@ class OutputSolution(AbstractSolution):
         # Root coordinates for the re-normalisation in `__call__`: `(LQ)⁺` and an orthonormal basis of
         # range(K) = range(LQ), from one thin SVD (singular values at round-off level count as zero;
         # masked rather than removed, so that shapes do not depend on values under a trace). With
-        # `B_factor`, LQ spans only part of range(K): the root itself serves (`Rᵀ(LQ)⁺ᵀ(LQ)⁺R = RᵀK⁺R`
+        # `B_factor` or `pair`, LQ spans only part of range(K): the root itself serves (`Rᵀ(LQ)⁺ᵀ(LQ)⁺R = RᵀK⁺R`
         # for either, Q being orthogonal).
         if not isinstance(renormalise, bool):
             raise TypeError(f"`renormalise` must be a bool, got {type(renormalise).__name__}")
         if renormalise:
-            basis = self.LQ if B_factor is None else root
+            basis = self.LQ if B_factor is None and self.pair is None else root
             U_r, s_r, Vt_r = jnp.linalg.svd(basis, full_matrices=False)
             keep_r = s_r > max(basis.shape) * jnp.finfo(s_r.dtype).eps * s_r[0]
             self.range_basis = U_r * keep_r[None, :]

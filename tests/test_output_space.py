@@ -194,6 +194,9 @@ def test_output_solution_with_b_factor_equals_independent_references(h, structur
     for flag in (True, False):
         sol = ssldyn.OutputSolution(B, root=Phi, K_eval=K_eval, renormalise=flag, **fac)
         assert sol.lam.shape == (min(h, 16),)
+        if flag:  # the re-normalisation's basis spans range(K) = range(Φ), not only the q modes of B
+            P = sol.range_basis
+            np.testing.assert_allclose(P @ (P.T @ Phi), Phi, atol=1e-12 * float(jnp.max(jnp.abs(Phi))))
         for t in (0.3, 2.0, 40.0):
             P = grass.projector(t)
             G, Ge = _grams(*sol(t, Phi @ W0, Phi_test @ W0))
