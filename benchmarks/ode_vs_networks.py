@@ -225,7 +225,8 @@ def main():
     best, compiles = {}, []
     for r in range(max(args.repeats, 1)):
         if r:
-            ctx["kernels"].clear()  # time the once-per-activation kernels and factorisations again (compiled)
+            ctx["kernels"].clear()  # time the once-per-activation kernels and factorisations again (compiled),
+            ctx.pop("inf_sweep", None)  # and the closed form of all widths of each activation
         c_rep = COMPILES.snapshot()
         for cell in cells:
             rec = E._run_sweep(config, ctx, cell)[0]  # seed 0 carries the cell's timings
