@@ -822,8 +822,9 @@ def _run_anchorsum(config: Config, ctx: dict, cell: dict) -> list[dict]:
     def probe(R):
         return np.asarray(_timed(ctx, ("probe", R.shape), _probe_fn(config, n), R, yt, ye)[0])
 
-    def dist(RZ):
-        return np.asarray(jax.vmap(lambda A: subspace_distance(A, target))(RZ))
+    def dist(RZ):  # one program per shape (the target is an argument, not a constant)
+        fn = jax.vmap(lambda A, T: subspace_distance(A, T), in_axes=(0, None))
+        return np.asarray(_timed(ctx, ("dist", RZ.shape), fn, RZ, target)[0])
 
     records = []
     for i, h in enumerate(cell["widths"]):
@@ -848,10 +849,11 @@ def _run_anchorsum(config: Config, ctx: dict, cell: dict) -> list[dict]:
                                         jax.random.split(keys[S], S), jnp.asarray(float(h)),
                                         jnp.asarray(scale, jnp.float64), jnp.asarray([t_sum]))
         reps["ode_infinite"] = (Re_inf[0], RZ_inf[0])
-        R0e, R0Z = (jax.vmap(lambda p, X: network_apply(spec, p, X), in_axes=(0, None))(p64, X)
-                    for X in (P["X_eval"], P["Z"]))
+        apply = jax.vmap(functools.partial(network_apply, spec), in_axes=(0, None))
+        R0e, R0Z = (_timed(ctx, ("apply", spec, X.shape), apply, p64, X)[0] for X in (P["X_eval"], P["Z"]))
         reps["init"] = (R0e, R0Z)
-        gram = {name: np.asarray(jax.vmap(gram_gap)(reps[name][0], Re_ode)) for name in ("literal", "refined")}
+        gram = {name: np.asarray(_timed(ctx, ("gram_gap", Re_ode.shape), jax.vmap(gram_gap), reps[name][0], Re_ode)[0])
+                for name in ("literal", "refined")}
         rec = {"kind": "anchorsum", "pair": cell["pair"], "activation": act, "width": h, "n_anchors": n,
                "loss_constant": c, "t": t_sum, "step_literal": c * config.lr,
                "step_refined": c * config.lr / ANCHOR_SUM_REFINE, "refine": ANCHOR_SUM_REFINE,
