@@ -497,7 +497,8 @@ def _run_timeaxis(config: Config, ctx: dict, cell: dict) -> list[dict]:
         keys = jax.random.split(jax.random.fold_in(_cell_key(config, cell), i), S)
         (R, R_eval), _, _ = _timed(ctx, ("inf_time", k), functools.partial(_inf_over_time, m=m, k=k), machinery, keys,
                                    jnp.asarray(float(h)), jnp.asarray(scale, jnp.float64), jnp.asarray(ts))
-        dist = jax.vmap(jax.vmap(lambda A: subspace_distance(A, target)))(R)
+        dist_fn = jax.vmap(jax.vmap(subspace_distance, in_axes=(0, None)), in_axes=(0, None))
+        dist = _timed(ctx, ("dist", R.shape), dist_fn, R, target)[0]  # one program per shape
         acc = np.stack([probe(R_eval[j]) for j in range(len(ts))])  # (T, S); one compilation
         records.append({"kind": "timeaxis", "pair": cell["pair"], "activation": act, "width": h, "tau": tau,
                         "gap_BK_unit_scale": gap1, "mu_top": mu[: k + 1].tolist(), "ts": ts.tolist(),
@@ -575,7 +576,8 @@ def _run_ntk(config: Config, ctx: dict, cell: dict) -> list[dict]:
     (R_con, R_ntk, kernel_distance), _, _ = _timed(
         ctx, ("ntk", k), functools.partial(_ntk_vs_constrained, m=m, k=k), machinery, Theta_u, P["B"], keys,
         jnp.asarray(float(h)), jnp.asarray(scale, jnp.float64), jnp.asarray(ts))
-    sv = lambda R: np.asarray(jax.vmap(jax.vmap(lambda A: jnp.linalg.svd(A, compute_uv=False)))(R))  # noqa: E731
+    sv_fn = jax.vmap(jax.vmap(lambda A: jnp.linalg.svd(A, compute_uv=False)))
+    sv = lambda R: np.asarray(_timed(ctx, ("sv", R.shape), sv_fn, R)[0])  # noqa: E731
     sv_con, sv_ntk = sv(R_con), sv(R_ntk)
     yt, ye = P["y_train"], P["y_test"]
 
@@ -733,6 +735,12 @@ def _top_k_target(K, B, k):
     return Kh @ V[:, ::-1][:, :k], mu[::-1]
 
 
+def _collapse_metrics(R, target):
+    """Per saved time of `R` (T, m, k): singular values, stable rank and chordal distance to `target`."""
+    return (jax.vmap(lambda A: jnp.linalg.svd(A, compute_uv=False))(R), jax.vmap(stable_rank)(R),
+            jax.vmap(subspace_distance, in_axes=(0, None))(R, target))
+
+
 def _run_collapse(config, ctx, cell):
     """Naive vs constrained dynamics over a long horizon (ODE and last-layer network)."""
     pname = _pair_name(cell["pair"])
@@ -766,13 +774,13 @@ def _run_collapse(config, ctx, cell):
                             X_eval=P["Z"], save_every=n_steps // n_save)
         Rn = jnp.concatenate([R0[None], res.saved])
         for src, R in (("ode", Rs), ("network", Rn)):
-            sv = jax.vmap(lambda A: jnp.linalg.svd(A, compute_uv=False))(R)
+            sv, srank, dist = _timed(ctx, ("collapse_metrics", R.shape), _collapse_metrics, R, target)[0]
             out[f"{name}_{src}"] = {
                 "times": np.asarray(ts).tolist(),
                 "network_lr": lr,
                 "singular_values": np.asarray(sv / sv[:, :1]).tolist(),
-                "stable_rank": np.asarray(jax.vmap(stable_rank)(R)).tolist(),
-                "distance_to_top_k": np.asarray(jax.vmap(lambda A: subspace_distance(A, target))(R)).tolist(),
+                "stable_rank": np.asarray(srank).tolist(),
+                "distance_to_top_k": np.asarray(dist).tolist(),
                 "status": int(traj.status) if src == "ode" else 0,
             }
     return [{"kind": "collapse", "pair": cell["pair"], "activation": cell["activation"], "width": h,
