@@ -134,9 +134,12 @@ def test_persistent_compile_cache_serves_a_second_process(tmp_path):
     import subprocess
     import sys
 
+    import os
+
     cache = tmp_path / "xla"
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}  # a user's cache would win
     runs = [subprocess.run([sys.executable, "-c", CACHE_SNIPPET, str(cache)], capture_output=True, text=True,
-                           timeout=300, check=True).stdout.split() for _ in range(2)]
+                           timeout=300, check=True, env=env).stdout.split() for _ in range(2)]
     (n1, hits1, y1), (n2, hits2, y2) = runs
     assert (n1, hits1) == ("1", "0") and (n2, hits2) == ("1", "1")
     assert y1 == y2 and any(cache.iterdir())
