@@ -36,6 +36,7 @@ from ._manifolds import newton_schulz, qf
 from ._linalg import (check_pair_matrix, kernel_root, pair_apply_blocks, pair_blocks, pair_eigenblocks,
                       pair_factor_rmatmul, sym)
 from ._solution import AbstractSolution
+from ._stats import pair_matrix
 from ._validation import as_array, check_orthonormal_columns, check_positive, check_symmetric, check_time, is_concrete
 
 
@@ -311,8 +312,7 @@ def _check_pair(pair, B, B_factor):
         raise ValueError(f"`pair` = {(n, kind)!r} gives a ({len(coeffs) * n}, {len(coeffs) * n}) pair matrix, but `B` is "
                          f"{tuple(B.shape)}.")
     if is_concrete(B):
-        ref = scale * np.kron(np.asarray(coeffs, np.float64), np.eye(n))
-        if np.max(np.abs(np.asarray(B, np.float64) - ref)) > 1e-6 * scale:
+        if np.max(np.abs(np.asarray(B, np.float64) - np.asarray(pair_matrix(n, kind), np.float64))) > 1e-6 * scale:
             raise ValueError(f"`B` is not pair_matrix{(n, kind)!r}; pass `B_factor` (or nothing) for another B.")
     return n, kind
 
@@ -453,8 +453,7 @@ class OutputSolution(AbstractSolution):
                 M = root.T @ U
             else:
                 n, kind = self.pair
-                _, scale_b = pair_blocks(n, kind)
-                d = jnp.asarray(np.repeat(scale_b * pair_eigenblocks(kind)[1], n), B.dtype)
+                d = jnp.asarray(pair_eigenblocks(n, kind)[1], B.dtype)
                 M = pair_factor_rmatmul(root, n, kind).T
             Q_M, R_M = jnp.linalg.qr(M)
             lam, Y = jnp.linalg.eigh(sym(R_M @ (d[:, None] * R_M.T)))

@@ -71,19 +71,20 @@ def pair_apply_blocks(Y, n: int, kind: str) -> jax.Array:
     return scale * jnp.concatenate(out, axis=0)
 
 
-def pair_eigenblocks(kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """`(E, c)`: the eigenvectors (b, q_c) and nonzero eigenvalues (q_c,) of the block-coefficient matrix C of
-    `pair_matrix` (`C = E diag(c) Eᵀ` on its range), so that `B = (E ⊗ I_n) diag(s c ⊗ 1_n) (E ⊗ I_n)ᵀ`."""
-    coeffs, _ = PAIR_BLOCKS[kind]
+def pair_eigenblocks(n: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """`(E, d)` with `B = pair_matrix(n, kind) = (E ⊗ I_n) diag(d) (E ⊗ I_n)ᵀ` on its range: E (b, q_c) the
+    eigenvectors of the block-coefficient matrix C of nonzero eigenvalue c (q_c,), `d = s c ⊗ 1_n` (q,)
+    with s the scale of `pair_blocks`; `pair_factor` is `(E ⊗ I_n, d)`."""
+    coeffs, scale = pair_blocks(n, kind)
     c, E = np.linalg.eigh(np.asarray(coeffs, dtype=np.float64))
     keep = np.abs(c) > 1e-12  # the coefficients are small integers: their zero eigenvalues are exact
-    return E[:, keep], c[keep]
+    return E[:, keep], np.repeat(scale * c[keep], int(n))
 
 
 def pair_factor_rmatmul(Y, n: int, kind: str) -> jax.Array:
     """`Uᵀ Y` (q, ...) for the factor `U = E ⊗ I_n` of `pair_factor(n, kind)` and Y (m, ...), without forming U:
     `(UᵀY)_j = Σ_b E_bj Y_b` over Y's n-row blocks, O(m q/n · cols)."""
-    E, _ = pair_eigenblocks(kind)
+    E, _ = pair_eigenblocks(n, kind)
     blocks = [Y[b * n:(b + 1) * n] for b in range(E.shape[0])]
     out = []
     for j in range(E.shape[1]):

@@ -207,11 +207,10 @@ def pair_factor(n: int, kind: LossKind = "contrastive", *, dtype=None) -> tuple[
 
     **Returns:** `(U, d)`, U of shape (m, q) with `UᵀU = I`, d of shape (q,).
     """
-    _, scale = pair_blocks(n, kind)
-    E, c = pair_eigenblocks(kind)
+    E, d = pair_eigenblocks(n, kind)
     dtype = jnp.result_type(float) if dtype is None else dtype
     U = jnp.asarray(np.kron(E, np.eye(int(n))), dtype)
-    d = jnp.asarray(np.repeat(scale * c, int(n)), dtype)
+    d = jnp.asarray(d, dtype)
     return U, d
 
 

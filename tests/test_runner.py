@@ -131,10 +131,9 @@ print(COMPILES.since(before)[0], COMPILES.cache_hits_since(before), repr(float(n
 def test_persistent_compile_cache_serves_a_second_process(tmp_path):
     """Two fresh processes with the same cache directory: the first compiles and stores the program, the
     second loads it (one cache hit, counted by the runner's counter) and computes the same value."""
+    import os
     import subprocess
     import sys
-
-    import os
 
     cache = tmp_path / "xla"
     env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}  # a user's cache would win
