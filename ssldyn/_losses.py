@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from ._linalg import check_pair_matrix as check_pair_matrix  # noqa: F401  (old home)
-from ._validation import as_array, check_positive, check_same_cols, check_same_rows, check_square
+from ._validation import as_array, check_positive, check_same_cols, check_same_rows
 
 
 def _reps(name_pairs):

@@ -15,8 +15,6 @@ between which its iterates become non-finite (outside a trace).
 
 from __future__ import annotations
 
-from typing import Any
-
 import diffrax
 import equinox as eqx
 import jax
@@ -26,7 +24,7 @@ from jaxtyping import Array, Float, PyTree
 
 from ._flows import AbstractFlow, OutputFlow, QuadraticFlow
 from ._manifolds import Sphere, Stiefel
-from ._solution import STATUS_MESSAGES, SolveError, Status, Trajectory
+from ._solution import STATUS_MESSAGES, SolveError, Trajectory
 from ._training import TrainResult, check_finite_result, check_loop, run_steps
 from ._validation import all_finite, as_array, check_int, check_positive, in_trace, is_concrete
 

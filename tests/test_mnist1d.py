@@ -70,7 +70,7 @@ def test_cyclic_shift_acts_exactly():
 
 
 def test_noise_levels_match_recorded_nuisances():
-    n, L = 4000, 40
+    n = 4000
     X, y, nu = D.make_mnist1d(2, n, corr_noise_range=(0.0, 0.5), white_noise_range=(0.0, 0.5))
     resid = X - D.render_mnist1d(y, nu)
     # E[resid^2] = c^2 + w^2 per position (correlated noise has unit variance per position)

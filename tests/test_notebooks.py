@@ -1,6 +1,5 @@
 """Every notebook in notebooks/ executes top to bottom (at the tiny size, to keep CI short)."""
 
-import os
 from pathlib import Path
 
 import nbformat

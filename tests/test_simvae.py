@@ -4,7 +4,6 @@ integration, GD vs ODE), plus input validation and loud solver failures."""
 
 import math
 
-import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
