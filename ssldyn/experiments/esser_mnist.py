@@ -340,11 +340,19 @@ def _timed(ctx, key, fn, *args):
 
 
 def _init_seeds(spec, keys):
-    """`(p64, p32)`: one network per key (float64 for the ODE side, its float32 copy for training), in one
-    program per spec (`_timed`), not op by op: an eager init compiles each of its operations again for
-    every new width."""
+    """`(p64, p32)`: one network per key (float64 for the ODE side, its float32 copy for training)."""
     p64 = jax.vmap(lambda kk: init_network(kk, spec, dtype=jnp.float64))(keys)
     return p64, jax.tree_util.tree_map(lambda a: a.astype(jnp.float32), p64)
+
+
+def _init_timed(ctx, spec, keys):
+    """`_init_seeds` as one `_timed` program per shape, not op by op (an eager init compiles each of its
+    operations again for every new width). `init_network` reads the sizes, the parametrisation and the
+    layer count of the spec, not its activation or feature scale, so the program is keyed and built
+    without them: the cells of one width share it across activations."""
+    shape_spec = NetworkSpec(d=spec.d, h=spec.h, k=spec.k, parametrization=spec.parametrization,
+                             hidden_layers=spec.hidden_layers)
+    return _timed(ctx, ("init", shape_spec), functools.partial(_init_seeds, shape_spec), keys)[0]
 
 
 def _probe_fn(config, n_train):
@@ -644,7 +652,7 @@ def _run_sweep(config: Config, ctx: dict, cell: dict) -> list[dict]:
     act, h, k, S = cell["activation"], cell["width"], config.k, config.n_seeds
     spec = NetworkSpec(d=P["Z"].shape[1], h=h, k=k, activation=act, feature_scale=config.c_h)
     keys = jax.random.split(_cell_key(config, cell), S + 1)
-    p64, p32 = _timed(ctx, ("init", spec), functools.partial(_init_seeds, spec), keys[:S])[0]
+    p64, p32 = _init_timed(ctx, spec, keys[:S])
     Z32, B32, Xe32 = (P[n] for n in ("Z32", "B32", "X_eval32"))
     # GD at rate lr on c·L is GD at rate c·lr on L: same steps, time t = c·lr·epochs.
     n_steps, lr = config.epochs, config.loss_constant * config.lr
@@ -669,7 +677,7 @@ def _run_sweep(config: Config, ctx: dict, cell: dict) -> list[dict]:
     ode = jax.vmap(functools.partial(_empirical_solution, t=config.t_end, rtol=config.rtol, atol=config.atol),
                    in_axes=(0, 0, None))
     W_t, cO, tO = _timed(ctx, "ode", ode, mu_w, W0_w, jnp.sqrt(jnp.asarray(h / H, jnp.float64)))
-    R_ode, cO2, tO2 = _timed(ctx, ("ode_outputs", spec), jax.vmap(_empirical_outputs), Phi_e, U_w, W_t)
+    R_ode, cO2, tO2 = _timed(ctx, "ode_outputs", jax.vmap(_empirical_outputs), Phi_e, U_w, W_t)
     cO, tO = cO + cO2, tO + tO2
 
     # Infinite width: closed form of the same ODE with kernel scale·K_∞ (scale = h c_h²), shared machinery.
@@ -838,7 +846,7 @@ def _run_anchorsum(config: Config, ctx: dict, cell: dict) -> list[dict]:
     for i, h in enumerate(cell["widths"]):
         spec = NetworkSpec(d=P["Z"].shape[1], h=h, k=k, activation=act, feature_scale=config.c_h)
         keys = jax.random.split(jax.random.fold_in(_cell_key(config, cell), i), S + 1)
-        p64, p32 = _timed(ctx, ("init", spec), functools.partial(_init_seeds, spec), keys[:S])[0]
+        p64, p32 = _init_timed(ctx, spec, keys[:S])
         reps, seconds = {}, {}
         for name, lr, steps in (("literal", c * config.lr, config.epochs),
                                 ("refined", c * config.lr / ANCHOR_SUM_REFINE, config.epochs * ANCHOR_SUM_REFINE)):
