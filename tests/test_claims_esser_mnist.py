@@ -107,3 +107,17 @@ def test_sum_over_anchors_claim_literal_refined_neither():
     assert E.claim_sum_over_anchors(CFG, [anchorsum_rec(10, 1e-3, 2e-4, acc_literal=0.82)]).verdict == "partly"
     assert E.claim_sum_over_anchors(CFG, [anchorsum_rec(10, 1e-3, 2e-4), anchorsum_rec(1000, 0.3, 0.4)]).verdict == "no"
     assert E.claim_sum_over_anchors(CFG, []) is None
+
+
+def test_arm_b_reading_reports_cka_and_gram_gaps_per_activation():
+    """The report's arm-B sentence: medians and maxima per activation, from the records it is given."""
+    recs = []
+    for act, gaps in (("relu", (1e10, 3e12, 2e11)), ("tanh", (20.0, 40.0, 30.0))):
+        for seed, g in enumerate(gaps):
+            recs.append(dict(sweep(10, seed, 0.9, 0.9), activation=act, gram_gap_B_vs_ode=g, cka_B_vs_ode=0.5 + 0.1 * seed,
+                             cka_A_vs_ode=0.999))
+    recs.append(dict(recs[0], gram_gap_B_vs_ode=None, cka_B_vs_ode=None, seed=3))  # a seed outside arm B
+    text = E._arm_b_reading(recs)
+    assert "relu: median 2e+11, largest 3e+12" in text and "tanh: median 30, largest 40" in text
+    assert "CKA to the empirical-kernel ODE median 0.600 (arm A 0.9990)" in text
+    assert E._arm_b_reading([dict(r, gram_gap_B_vs_ode=None) for r in recs]).startswith("Not run")
