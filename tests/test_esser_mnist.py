@@ -1,11 +1,13 @@
 """The main job end to end at a tiny size: files, schema, claims, resume; and its scientific core."""
 
+import dataclasses
 import functools
 import json
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import ssldyn
 from ssldyn.cli import main
@@ -99,6 +101,25 @@ def test_cells_do_not_depend_on_which_cells_ran_before():
             assert a[field] == b[field], field
     # and the two pairs really differ (the check above is not comparing a pair with itself)
     assert shared[sweep[0]["id"]][0]["gram_gap_infinite_vs_ode"] != shared[target["id"]][0]["gram_gap_infinite_vs_ode"]
+
+
+def test_a_diverged_network_arm_is_refused_not_probed():
+    """Regression: at GD step 1 the all-layer ReLU networks overflow (their loss is unbounded below in V's
+    scale); inside the cell's compiled programs no trainer check runs, and the cell used to record a
+    chance-level probe accuracy (0.5) and a NaN Gram gap. It must raise, naming the cell and the arm, while
+    the same cell without arm B completes with finite numbers."""
+    from ssldyn.experiments import esser_mnist as E
+
+    config = E.Config(digit_pairs=((0, 1),), widths=(10,), activations=("relu",), n_seeds=1, arm_b_seeds=1,
+                      n_per_class=10, k=2, check_data="", lr=1.0)
+    cell = next(c for c in E.cells(config) if c["kind"] == "sweep")
+    ctx = E.prepare(config)
+    with pytest.raises(FloatingPointError, match=r"0v1/relu/h10: the all-layer networks \(arm B\).*`arm_b_seeds=0`"):
+        E.EXPERIMENT.dispatch(config, ctx, cell)
+    no_b = dataclasses.replace(config, arm_b_seeds=0)
+    (rec,) = E.EXPERIMENT.dispatch(no_b, E.prepare(no_b), cell)
+    assert rec["acc_network_B"] is None
+    assert all(np.isfinite(rec[f]) for f in ("acc_network_A", "acc_ode_empirical", "acc_ode_infinite", "gram_gap_A_vs_ode"))
 
 
 def test_time_axis_converges_to_the_top_k_eigenspace_of_BK():

@@ -646,6 +646,21 @@ def _empirical_outputs(Phi_e, U, W_eig):
     return Phi_e @ (U @ W_eig[: U.shape[0]])
 
 
+_ARM_LABELS = {"network_A": "V-frozen networks (arm A)", "network_B": "all-layer networks (arm B)",
+               "ode_empirical": "empirical-kernel ODE", "ode_infinite": "infinite-width closed form"}
+
+
+def _require_finite(cell, reps: dict, context: str):
+    """Refuse representations with NaN or Inf: inside the cell's compiled programs the trainers' and
+    solvers' own finiteness checks do not run, and a diverged network would otherwise reach the probe
+    as a chance-level accuracy and the Gram gaps as NaN (`null` in results.json)."""
+    for name, R in reps.items():
+        if R is not None and not bool(np.all(np.isfinite(np.asarray(R)))):
+            seeds = np.flatnonzero(~np.all(np.isfinite(np.asarray(R).reshape(R.shape[0], -1)), axis=1)).tolist()
+            raise FloatingPointError(f"esser-mnist cell {cell['id']}: the {_ARM_LABELS[name]} are not finite (NaN/Inf) "
+                                     f"for seed(s) {seeds}; {context}.")
+
+
 def _run_sweep(config: Config, ctx: dict, cell: dict) -> list[dict]:
     pname = _pair_key(cell["pair"], cell.get("data"))
     P = ctx["pairs"][pname]
@@ -668,6 +683,9 @@ def _run_sweep(config: Config, ctx: dict, cell: dict) -> list[dict]:
     if config.b_seeds:
         pB = jax.tree_util.tree_map(lambda a: a[: config.b_seeds], p32)
         R_B, cB, tB = _timed(ctx, ("B", spec), trained_reps("all"), pB, Z32, B32, Xe32)
+    _require_finite(cell, {"network_A": R_A, "network_B": R_B},
+                    f"GD step {lr:g} for {n_steps} steps. Lower `lr` (or `loss_constant`), or set `arm_b_seeds=0` to "
+                    "leave out the all-layer arm (with V trained, a ReLU network's loss is unbounded below)")
 
     # The empirical-kernel ODE through the weights: per width an eigendecomposition, one solve program
     # for all widths (padded to the largest), per width the outputs.
@@ -683,6 +701,7 @@ def _run_sweep(config: Config, ctx: dict, cell: dict) -> list[dict]:
     # Infinite width: closed form of the same ODE with kernel scale·K_∞ (scale = h c_h²), shared machinery.
     machinery, t_kinf = _inf_kernel(ctx, config, pname, act, P)
     R_inf, cI, tI = _inf_sweep_predictions(ctx, config, cell, P, machinery)
+    _require_finite(cell, {"ode_empirical": R_ode, "ode_infinite": R_inf}, f"t = {config.t_end:g}")
 
     yt, ye = P["y_train"], P["y_test"]
 
