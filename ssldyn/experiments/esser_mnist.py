@@ -1508,10 +1508,10 @@ def _arm_b_reading(sweep) -> str:
     cka_a = np.median([r["cka_A_vs_ode"] for r in sweep])
     return (f"Training V as well moves the representation away from the frozen-feature theory: linear CKA to the "
             f"empirical-kernel ODE median {np.median([r['cka_B_vs_ode'] for r in recs]):.3f} (arm A "
-            f"{cka_a:.4f}). The relative Gram gap ({per_act}) mostly measures scale: with V trained by plain GD the "
-            "loss is not bounded below in the scale of V when the activation is positively homogeneous (ReLU: "
-            "L(cV) = c²L(V)), so those outputs grow by orders of magnitude within the protocol time, while tanh "
-            "and sigmoid saturate. Whether the accuracy differs is in the table.")
+            f"{cka_a:.4f}). Relative Gram gap per activation: {per_act}. With V trained by plain GD the loss is not "
+            "bounded below in the scale of V when the activation is positively homogeneous (ReLU: L(cV) = c²L(V)), "
+            "so ReLU outputs can grow by orders of magnitude within the protocol time, and their Gram gap then "
+            "measures mostly that scale; tanh and sigmoid saturate. Whether the accuracy differs is in the table.")
 
 
 def report(config: Config, ctx, records: list[dict], out: Path) -> str:
