@@ -61,7 +61,9 @@ def test_speed_summary_sums_each_side_once():
     assert E.claim_speed(CFG, recs).verdict == "yes"
     slow_emp = [dict(r, ode_empirical_seconds=3.0) for r in recs]
     c = E.claim_speed(CFG, slow_emp)
-    assert c.verdict == "partly" and "SLOWER" in c.measured
+    assert c.verdict == "partly" and "is 1.5x SLOWER" in c.measured  # (2·0.01 + 2·3.0) s / 4.0 s
+    near = E.claim_speed(CFG, [dict(r, ode_empirical_seconds=2.01) for r in recs])  # 4.04 s / 4.0 s
+    assert near.verdict == "partly" and "is 1.01x SLOWER" in near.measured  # not "1.0x SLOWER" at parity
 
 
 def test_accuracy_against_the_all_layer_networks():
