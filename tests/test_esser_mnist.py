@@ -117,7 +117,7 @@ def test_a_diverged_network_arm_is_refused_not_probed():
     with pytest.raises(FloatingPointError, match=r"0v1/relu/h10: the all-layer networks \(arm B\).*`arm_b_seeds=0`"):
         E.EXPERIMENT.dispatch(config, ctx, cell)
     no_b = dataclasses.replace(config, arm_b_seeds=0)
-    (rec,) = E.EXPERIMENT.dispatch(no_b, E.prepare(no_b), cell)
+    (rec,) = E.EXPERIMENT.dispatch(no_b, ctx, cell)  # arm_b_seeds does not enter `prepare`: same context
     assert rec["acc_network_B"] is None
     assert all(np.isfinite(rec[f]) for f in ("acc_network_A", "acc_ode_empirical", "acc_ode_infinite", "gram_gap_A_vs_ode"))
 
